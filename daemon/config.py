@@ -1,0 +1,312 @@
+"""config.yaml: offices, people, mailboxes, SMTP profiles, database, archive, intake settings.
+
+Validated with pydantic; every problem is reported in Italian with file, line and key path.
+Secrets are never written in the file: it names environment variables (`password_env`).
+`SPORTELLO_DATABASE_URL` and `SPORTELLO_ARCHIVE_DIR` override the database URL and archive path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
+
+__all__ = [
+    "ArchiveConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "ImapSettings",
+    "Mailbox",
+    "Office",
+    "Person",
+    "SmtpProfile",
+    "load_config",
+    "resolve_config_path",
+]
+
+ENV_CONFIG = "SPORTELLO_CONFIG"
+ENV_DATABASE_URL = "SPORTELLO_DATABASE_URL"
+ENV_ARCHIVE_DIR = "SPORTELLO_ARCHIVE_DIR"
+
+Security = Literal["tls", "starttls", "plain"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secret(env_name: str | None) -> str | None:
+    return os.environ.get(env_name) if env_name else None
+
+
+class Office(_Strict):
+    id: str = Field(pattern=r"^[A-Z]{2,4}$")
+    name: str = Field(min_length=1)
+    province: str = Field(pattern=r"^[A-Z]{2}$")
+    region: str = Field(min_length=1)
+    kind: Literal["provinciale", "regionale", "nazionale"] = "provinciale"
+    timezone: str = "Europe/Rome"
+
+
+class Person(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_.-]+$")
+    name: str = Field(min_length=1)
+    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    roles: tuple[str, ...] = ()
+    offices: tuple[str, ...] = ()
+
+
+class ImapSettings(_Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    security: Security = "tls"
+    username: str
+    password_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Elaborati"
+    idle: bool = True
+    idle_timeout_seconds: int = Field(default=300, ge=5, le=1740)
+    poll_seconds: float = Field(default=30, gt=0, le=3600)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> ImapSettings:
+        if self.security == "plain" and not _is_loopback(self.host):
+            raise ValueError("security: plain è ammesso solo verso 127.0.0.1/localhost; usare tls o starttls")
+        return self
+
+    def password(self) -> str | None:
+        return _secret(self.password_env)
+
+
+class SmtpProfile(_Strict):
+    id: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    pec: bool = False
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self) -> SmtpProfile:
+        if self.security == "plain" and not _is_loopback(self.host):
+            raise ValueError("security: plain è ammesso solo verso 127.0.0.1/localhost; usare tls o starttls")
+        return self
+
+    def password(self) -> str | None:
+        return _secret(self.password_env)
+
+
+class Mailbox(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = ""
+    office: str
+    kind: Literal["ordinaria", "pec"] = "ordinaria"
+    status: Literal["attiva", "dismessa"] = "attiva"
+    level: Literal["provinciale", "regionale", "nazionale"] = "provinciale"
+    smtp_profile: str
+    imap: ImapSettings | None = None
+    # Addresses allowed to write here (empty: anyone); rules decide what to do with the others.
+    allowed_senders: tuple[str, ...] = ()
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///var/sportello.db"
+    echo: bool = False
+
+
+class ArchiveConfig(_Strict):
+    path: str = "var/archive"
+    fsync: bool = True
+
+
+class IntakeConfig(_Strict):
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    reconnect_min_seconds: float = Field(default=1.0, gt=0)
+    reconnect_max_seconds: float = Field(default=300.0, gt=0)
+
+
+class OutboundConfig(_Strict):
+    max_attempts: int = Field(default=12, ge=1, le=100)
+    retry_min_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    poll_seconds: float = Field(default=2.0, gt=0)
+    batch_size: int = Field(default=200, ge=1)
+    # Acknowledgements to one address within 24 hours; past this, none (a loop brake).
+    max_acks_per_sender_per_day: int = Field(default=20, ge=1)
+
+
+class InstanceConfig(_Strict):
+    name: str = "sportello"
+    message_id_domain: str = Field(default="sportello.invalid", pattern=r"^[A-Za-z0-9.-]+$")
+    answer_working_days: int = Field(default=10, ge=1, le=90)
+
+
+class Config(_Strict):
+    instance: InstanceConfig = InstanceConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    archive: ArchiveConfig = ArchiveConfig()
+    intake: IntakeConfig = IntakeConfig()
+    outbound: OutboundConfig = OutboundConfig()
+    offices: tuple[Office, ...] = Field(min_length=1)
+    people: tuple[Person, ...] = ()
+    smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)
+    mailboxes: tuple[Mailbox, ...] = Field(min_length=1)
+    # Extra sections owned by later components (calendar, PEC, rules) live under their own keys.
+    calendar: dict[str, object] = Field(default_factory=dict)
+    pec: dict[str, object] = Field(default_factory=dict)
+    routing: dict[str, object] = Field(default_factory=dict)
+
+    # Where the file was loaded from, for resolving relative paths.
+    base_dir: str = Field(default=".", exclude=True)
+
+    @field_validator("offices", "people", "smtp_profiles", "mailboxes")
+    @classmethod
+    def _unique_ids(cls, items: tuple[BaseModel, ...]) -> tuple[BaseModel, ...]:
+        seen: set[str] = set()
+        for item in items:
+            ident = getattr(item, "id")  # noqa: B009
+            if ident in seen:
+                raise ValueError(f"identificativo duplicato: {ident}")
+            seen.add(ident)
+        return items
+
+    def office(self, office_id: str) -> Office:
+        return next(o for o in self.offices if o.id == office_id)
+
+    def mailbox(self, mailbox_id: str) -> Mailbox:
+        for m in self.mailboxes:
+            if m.id == mailbox_id:
+                return m
+        raise KeyError(mailbox_id)
+
+    def smtp_profile(self, profile_id: str) -> SmtpProfile:
+        return next(p for p in self.smtp_profiles if p.id == profile_id)
+
+    def people_with_role(self, role: str, office: str | None = None) -> list[Person]:
+        return [
+            p for p in self.people if role in p.roles and (office is None or not p.offices or office in p.offices)
+        ]
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(m.address.lower() for m in self.mailboxes)
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.resolve_path(self.archive.path)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve_path(url[len(prefix):]).resolve())
+        return url
+
+
+class ConfigError(Exception):
+    """One or more problems in a configuration file, each already in Italian."""
+
+    def __init__(self, problems: list[YamlProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
+    problems: list[YamlProblem] = []
+    offices = {o.id for o in cfg.offices}
+    profiles = {p.id for p in cfg.smtp_profiles}
+    for i, m in enumerate(cfg.mailboxes):
+        if m.office not in offices:
+            problems.append(doc.problem(["mailboxes", i, "office"], f"ufficio sconosciuto: {m.office} (definiti: {', '.join(sorted(offices))})"))
+        if m.smtp_profile not in profiles:
+            problems.append(doc.problem(["mailboxes", i, "smtp_profile"], f"profilo SMTP sconosciuto: {m.smtp_profile}"))
+    for i, p in enumerate(cfg.people):
+        for off in p.offices:
+            if off not in offices:
+                problems.append(doc.problem(["people", i, "offices"], f"ufficio sconosciuto: {off}"))
+    addresses: dict[str, int] = {}
+    for i, m in enumerate(cfg.mailboxes):
+        key = m.address.lower()
+        if key in addresses:
+            problems.append(doc.problem(["mailboxes", i, "address"], f"indirizzo già usato dalla casella {cfg.mailboxes[addresses[key]].id}"))
+        addresses[key] = i
+    return problems
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    if path:
+        return Path(path)
+    return Path(os.environ.get(ENV_CONFIG, "config.yaml"))
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate config.yaml; raise `ConfigError` with every problem found."""
+    env = os.environ if env is None else env
+    file = resolve_config_path(path)
+    if not file.exists():
+        raise ConfigError([YamlProblem(str(file), None, "", "file di configurazione non trovato")])
+    try:
+        doc = load_yaml(file)
+    except YamlSyntaxError as exc:
+        raise ConfigError([exc.problem]) from exc
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.problem([], "il file deve contenere una mappa chiave: valore")])
+    data = dict(doc.data)
+    data["base_dir"] = str(file.resolve().parent)
+    if env.get(ENV_DATABASE_URL):
+        data["database"] = {**(data.get("database") or {}), "url": env[ENV_DATABASE_URL]}
+    if env.get(ENV_ARCHIVE_DIR):
+        data["archive"] = {**(data.get("archive") or {}), "path": env[ENV_ARCHIVE_DIR]}
+    _reject_inline_secrets(doc, data)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(pydantic_problems(doc, exc)) from None
+    problems = _cross_check(doc, cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _reject_inline_secrets(doc: YamlDocument, data: dict[str, object]) -> None:
+    problems: list[YamlProblem] = []
+
+    def walk(node: object, path: list[str | int]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if str(k).lower() in {"password", "secret", "token", "pass"}:
+                    problems.append(doc.problem([*path, k], "i segreti non vanno scritti nel file: indicare il nome di una variabile d'ambiente con password_env"))
+                walk(v, [*path, k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, [*path, i])
+
+    walk(data, [])
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,273 @@
+"""The message model: one parsed email as plain data, and the parser that builds it.
+
+The parser never raises on bad input; it raises `UnparseableMessage` only when the bytes cannot be
+an email at all (the pipeline quarantines those). Everything else, however broken, is parsed as far
+as it goes and its defects are listed.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+__all__ = [
+    "Attachment",
+    "ParsedMessage",
+    "UnparseableMessage",
+    "parse_message",
+    "safe_filename",
+]
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_MAX_FILENAME = 120
+
+
+class UnparseableMessage(ValueError):
+    """The bytes are not an email message; `reason` is a short machine code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str  # sanitised: no directories, no control characters, bounded length
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    message_id: str | None  # without angle brackets
+    subject: str
+    sender: str  # lower-case address of From, "" if absent
+    sender_name: str
+    reply_to: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    date: datetime | None  # the sender's Date header: never used as receipt time
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    text_body: str
+    html_body: str | None
+    attachments: tuple[Attachment, ...]
+    headers: dict[str, tuple[str, ...]]  # lower-case name -> values, decoded
+    raw_size: int
+    content_type: str
+    defects: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+def raw_sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def safe_filename(name: str | None, fallback: str = "allegato") -> str:
+    """An attachment name that cannot escape a folder or hide control characters."""
+    if not name:
+        return fallback
+    name = name.replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        return fallback
+    if len(name) > _MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext[:10] if dot else ""
+        name = (stem if dot else name)[: _MAX_FILENAME - len(ext) - 1] + ("." + ext if ext else "")
+    return name
+
+
+def parse_message_ids(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    found = _MSGID.findall(value)
+    if not found and value.strip() and " " not in value.strip():
+        found = [value.strip()]
+    return tuple(dict.fromkeys(found))
+
+
+def _safe_header(msg: Message, name: str) -> str | None:
+    try:
+        value = msg.get(name)
+    except Exception:  # a header the policy cannot decode: keep the raw form
+        raw = msg._headers if hasattr(msg, "_headers") else []  # noqa: SLF001
+        for key, val in raw:
+            if key.lower() == name.lower():
+                return str(val)
+        return None
+    return None if value is None else str(value)
+
+
+def _all_headers(msg: Message) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for key in msg.keys():
+        lk = key.lower()
+        if lk in out:
+            continue
+        try:
+            values = [str(v) for v in msg.get_all(key, [])]
+        except Exception:
+            values = []
+        out[lk] = values
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _first_address(value: str | None) -> tuple[str, str]:
+    if not value:
+        return "", ""
+    pairs = getaddresses([value])
+    for name, addr in pairs:
+        if addr and "@" in addr:
+            return addr.strip().lower(), name.strip()
+    return "", ""
+
+
+def _addresses(values: list[str]) -> tuple[str, ...]:
+    return tuple(
+        dict.fromkeys(a.strip().lower() for _, a in getaddresses(values) if a and "@" in a)
+    )
+
+
+def _decode_part(part: Message) -> str:
+    try:
+        if isinstance(part, EmailMessage):
+            content = part.get_content()
+            if isinstance(content, str):
+                return content
+    except Exception:
+        pass
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("latin-1", errors="replace")
+
+
+_TAG = re.compile(r"<[^>]+>")
+_SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+_BR = re.compile(r"<(br|/p|/div|/tr|/li)\b[^>]*>", re.I)
+
+
+def html_to_text(html: str) -> str:
+    import html as html_lib
+
+    text = _SCRIPT.sub(" ", html)
+    text = _BR.sub("\n", text)
+    text = _TAG.sub(" ", text)
+    text = html_lib.unescape(text)
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def _walk_body(msg: Message) -> tuple[str, str | None, list[Attachment]]:
+    text_parts: list[str] = []
+    html_parts: list[str] = []
+    attachments: list[Attachment] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        try:
+            filename = part.get_filename()
+        except Exception:
+            filename = None
+        if disposition == "attachment" or filename or ctype not in ("text/plain", "text/html"):
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            attachments.append(
+                Attachment(
+                    filename=safe_filename(filename),
+                    content_type=ctype,
+                    size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                )
+            )
+            continue
+        (text_parts if ctype == "text/plain" else html_parts).append(_decode_part(part))
+    html_body = "\n".join(html_parts) if html_parts else None
+    text = "\n".join(text_parts)
+    if not text.strip() and html_body:
+        text = html_to_text(html_body)
+    return text, html_body, attachments
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse raw RFC 5322 bytes into a `ParsedMessage`."""
+    if not raw or not raw.strip():
+        raise UnparseableMessage("vuoto", "messaggio vuoto")
+    first_line = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
+    if first_line.startswith(b"From ") and b"\n" in raw:  # mbox separator line
+        raw = raw.split(b"\n", 1)[1]
+        first_line = raw.split(b"\n", 1)[0]
+    if not _HEADER_LINE.match(first_line):
+        raise UnparseableMessage("intestazioni_illeggibili", "nessuna intestazione riconoscibile")
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception as exc:  # pragma: no cover - the stdlib parser is lenient
+        raise UnparseableMessage("intestazioni_illeggibili", type(exc).__name__) from exc
+
+    headers = _all_headers(msg)
+    sender, sender_name = _first_address(_safe_header(msg, "From"))
+    if not sender:
+        sender, sender_name = _first_address(_safe_header(msg, "Sender"))
+    if not sender and not headers.get("message-id") and not headers.get("subject"):
+        raise UnparseableMessage("intestazioni_illeggibili", "mancano mittente, oggetto e Message-ID")
+    reply_to, _ = _first_address(_safe_header(msg, "Reply-To"))
+    date: datetime | None
+    try:
+        date_header = _safe_header(msg, "Date")
+        date = parsedate_to_datetime(date_header) if date_header else None
+    except Exception:
+        date = None
+    message_ids = parse_message_ids(_safe_header(msg, "Message-ID"))
+    subject = (_safe_header(msg, "Subject") or "").replace("\r", "").replace("\n", " ").strip()
+    try:
+        text, html_body, attachments = _walk_body(msg)
+    except Exception as exc:
+        raise UnparseableMessage("corpo_illeggibile", type(exc).__name__) from exc
+
+    defects = [type(d).__name__ for d in msg.defects]
+    return ParsedMessage(
+        message_id=message_ids[0] if message_ids else None,
+        subject=subject,
+        sender=sender,
+        sender_name=sender_name,
+        reply_to=reply_to or None,
+        to=_addresses([str(v) for v in headers.get("to", ())]),
+        cc=_addresses([str(v) for v in headers.get("cc", ())]),
+        date=date,
+        in_reply_to=parse_message_ids(_safe_header(msg, "In-Reply-To")),
+        references=parse_message_ids(_safe_header(msg, "References")),
+        text_body=text,
+        html_body=html_body,
+        attachments=tuple(attachments),
+        headers=headers,
+        raw_size=len(raw),
+        content_type=msg.get_content_type(),
+        defects=tuple(defects),
+    )
+
+
+def format_address(addr: str, name: str = "") -> str:
+    if not name:
+        return addr
+    user, _, domain = addr.partition("@")
+    return str(Address(display_name=name, username=user, domain=domain))

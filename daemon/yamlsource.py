@@ -1,0 +1,147 @@
+"""YAML loading that remembers where each value was written, for errors an admin can act on.
+
+Configuration, routing rules and vocabularies are all edited by hand; every problem found in them
+is reported as "file:line: key path: what is wrong". This module gives the line for a key path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["YamlDocument", "YamlProblem", "load_yaml", "format_path", "pydantic_problems"]
+
+PathPart = str | int
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class YamlDocument:
+    """Parsed data plus a map from key paths to 1-based line numbers."""
+
+    def __init__(self, file: str, data: Any, lines: dict[tuple[PathPart, ...], int]) -> None:
+        self.file = file
+        self.data = data
+        self._lines = lines
+
+    def line_of(self, path: Sequence[PathPart]) -> int | None:
+        key = tuple(path)
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key[:-1]
+        return self._lines.get((), None)
+
+    def problem(self, path: Sequence[PathPart], message: str) -> YamlProblem:
+        return YamlProblem(self.file, self.line_of(path), format_path(path), message)
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, problem: YamlProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _index(node: yaml.Node, path: tuple[PathPart, ...], lines: dict[tuple[PathPart, ...], int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            child = (*path, key)
+            lines[child] = key_node.start_mark.line + 1
+            _index(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = (*path, i)
+            lines[child] = item.start_mark.line + 1
+            _index(item, child, lines)
+
+
+def load_yaml(path: Path | str, text: str | None = None) -> YamlDocument:
+    """Load one YAML file; raise `YamlSyntaxError` (Italian message with line) if it is not YAML."""
+    file = str(path)
+    try:
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YamlSyntaxError(YamlProblem(file, None, "", f"impossibile leggere il file ({exc.strerror})")) from exc
+    except UnicodeDecodeError as exc:
+        raise YamlSyntaxError(YamlProblem(file, None, "", "il file non è in UTF-8")) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = exc.problem or "sintassi non valida"
+        raise YamlSyntaxError(YamlProblem(file, line, "", f"YAML non valido: {what}")) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(YamlProblem(file, None, "", f"YAML non valido: {exc}")) from exc
+    lines: dict[tuple[PathPart, ...], int] = {}
+    if node is not None:
+        _index(node, (), lines)
+    return YamlDocument(file, data, lines)
+
+
+_PYDANTIC_IT = {
+    "missing": "campo obbligatorio mancante",
+    "extra_forbidden": "chiave sconosciuta (controllare il nome)",
+    "string_type": "atteso un testo",
+    "int_type": "atteso un numero intero",
+    "int_parsing": "atteso un numero intero",
+    "float_parsing": "atteso un numero",
+    "bool_type": "atteso true o false",
+    "bool_parsing": "atteso true o false",
+    "list_type": "attesa una lista",
+    "dict_type": "attesa una mappa chiave: valore",
+    "model_type": "attesa una mappa chiave: valore",
+    "greater_than_equal": "valore troppo piccolo",
+    "less_than_equal": "valore troppo grande",
+    "greater_than": "valore troppo piccolo",
+    "less_than": "valore troppo grande",
+    "string_too_short": "testo vuoto o troppo corto",
+    "too_short": "lista vuota o troppo corta",
+    "url_parsing": "indirizzo non valido",
+}
+
+
+def pydantic_problems(doc: YamlDocument, error: Any, prefix: Sequence[PathPart] = ()) -> list[YamlProblem]:
+    """Translate a pydantic ValidationError into Italian problems located in the YAML file."""
+    problems: list[YamlProblem] = []
+    for err in error.errors(include_url=False):
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        path = (*prefix, *loc)
+        kind = err["type"]
+        if kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            message = f"valore non ammesso, atteso uno tra: {expected}"
+        elif kind in ("value_error", "assertion_error"):
+            message = str(err.get("ctx", {}).get("error", err["msg"]))
+        else:
+            message = _PYDANTIC_IT.get(kind, err["msg"])
+        problems.append(doc.problem(path, message))
+    return problems
