@@ -1,0 +1,1 @@
+"""The `sportello` command line."""
