@@ -1,0 +1,90 @@
+"""What the pure part of the pipeline hands to the transactional part: the analysis of one message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from daemon.message import ParsedMessage, UnparseableMessage
+
+__all__ = ["Analysis", "DecisionLike", "Lookups"]
+
+
+class DecisionLike(Protocol):
+    """The routing decision (daemon.rules.Decision satisfies this)."""
+
+    rule_id: str
+    rules_version: str
+    action: str  # open_ticket | append | reject | ignore | forward | quarantine
+    reason: str | None
+    queue: str | None
+    sla: str | None
+    assignees: tuple[str, ...]
+    templates: tuple[str, ...]
+    forward_to: tuple[str, ...]
+    tags: tuple[str, ...]
+    priority: str | None
+    params: Mapping[str, str]
+    target_ticket: str | None
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """Read-only questions the analysis asks of the database, injected so the heart stays pure."""
+
+    ticket_exists: Callable[[str], bool]
+    ticket_for_message_id: Callable[[str], str | None]
+
+    @staticmethod
+    def empty() -> Lookups:
+        return Lookups(ticket_exists=lambda _t: False, ticket_for_message_id=lambda _m: None)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    mailbox_id: str
+    decision: DecisionLike
+    envelope: ParsedMessage | None  # the message as it arrived
+    effective: ParsedMessage | None  # what the ticket is about: postacert.eml for a genuine PEC
+    failure: UnparseableMessage | None = None
+    automatic: str | None = None
+    suppress_ack: bool = False
+    classification: Any = None  # daemon.classify.Classification
+    pec: Any = None  # daemon.pec.PecAnalysis
+    reply_to_ticket: str | None = None
+    signed_at: datetime | None = None  # PEC signed time: the receipt time for genuine PEC
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requester(self) -> str:
+        msg = self.effective or self.envelope
+        if self.pec is not None and getattr(self.pec, "mittente", None) and self.pec.verified:
+            return str(self.pec.mittente).lower()
+        if msg is None:
+            return ""
+        return msg.reply_to or msg.sender
+
+    def to_dict(self) -> dict[str, Any]:
+        msg = self.effective or self.envelope
+        out: dict[str, Any] = {
+            "mailbox": self.mailbox_id,
+            "message_id": msg.message_id if msg else None,
+            "sender": self.requester or None,
+            "subject": msg.subject if msg else None,
+            "automatic": self.automatic,
+            "unparseable": self.failure.reason if self.failure else None,
+        }
+        if self.classification is not None:
+            out.update(self.classification.to_dict())
+        pec = self.pec.to_dict() if self.pec is not None else {
+            "pec_kind": "none", "pec_verified": False, "pec_receipt_type": None,
+            "pec_identificativo": None, "pec_mittente": None, "pec_data": None, "pec_failure": None,
+        }
+        out.update(pec)
+        out.update(self.decision.to_dict())
+        out["reply_to_ticket"] = self.reply_to_ticket
+        return out

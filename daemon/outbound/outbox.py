@@ -1,0 +1,79 @@
+"""Write an email to the outbox in the caller's transaction (DESIGN.md invariant 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from daemon.config import Config
+from daemon.outbound.compose import compose_email, new_message_id
+from daemon.outbound.templates import TemplateRenderer
+from storage.models import Outbox
+
+__all__ = ["EmailRequest", "enqueue_email"]
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    mailbox_id: str  # sent from this mailbox's address through its SMTP profile
+    to: tuple[str, ...]
+    template: str
+    context: dict[str, Any]
+    cc: tuple[str, ...] = ()
+    ticket_id: str | None = None
+    inbound_id: int | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = field(default=())
+
+
+def enqueue_email(
+    session: Session,
+    config: Config,
+    renderer: TemplateRenderer,
+    request: EmailRequest,
+    *,
+    now: datetime,
+) -> Outbox:
+    mailbox = config.mailbox(request.mailbox_id)
+    rendered = renderer.render(request.template, request.context)
+    subject = rendered.subject
+    if request.ticket_id and f"[{request.ticket_id}]" not in subject:
+        subject = f"[{request.ticket_id}] {subject}"
+    message_id = new_message_id(config.instance.message_id_domain, request.ticket_id or "")
+    raw = compose_email(
+        message_id=message_id,
+        sender=mailbox.address,
+        sender_name=mailbox.name,
+        to=list(request.to),
+        cc=list(request.cc),
+        subject=subject,
+        text=rendered.text,
+        html=rendered.html,
+        date=now,
+        instance=config.instance.name,
+        in_reply_to=request.in_reply_to,
+        references=list(request.references) or None,
+        ticket_id=request.ticket_id,
+    )
+    row = Outbox(
+        message_id=message_id,
+        ticket_id=request.ticket_id,
+        inbound_id=request.inbound_id,
+        mailbox=mailbox.id,
+        smtp_profile=mailbox.smtp_profile,
+        sender=mailbox.address,
+        to=list(request.to),
+        cc=list(request.cc),
+        subject=subject,
+        template=request.template,
+        raw=raw,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row

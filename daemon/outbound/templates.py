@@ -1,0 +1,72 @@
+"""Jinja2 email templates: one file per email, `templates/<name>.j2`, blocks `oggetto`, `testo`, `html`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+__all__ = ["RenderedEmail", "TemplateRenderer", "TemplateError", "data_it"]
+
+ROME = ZoneInfo("Europe/Rome")
+_GIORNI = ["lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica"]
+_MESI = [
+    "gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno",
+    "luglio", "agosto", "settembre", "ottobre", "novembre", "dicembre",
+]
+
+
+def data_it(value: datetime | None, with_time: bool = True) -> str:
+    """`lunedì 23 novembre 2026 alle 10:15` in the office's time zone."""
+    if value is None:
+        return "-"
+    local = value.astimezone(ROME) if value.tzinfo else value
+    text = f"{_GIORNI[local.weekday()]} {local.day} {_MESI[local.month - 1]} {local.year}"
+    return f"{text} alle {local:%H:%M}" if with_time else text
+
+
+class TemplateError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str | None
+
+
+class TemplateRenderer:
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self.env = Environment(
+            loader=FileSystemLoader(str(self.directory)),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["data_it"] = data_it
+        self.env.filters["giorno_it"] = lambda v: data_it(v, with_time=False)
+
+    def names(self) -> set[str]:
+        return {p.name[: -len(".j2")] for p in self.directory.glob("*.j2")}
+
+    def render(self, name: str, context: dict[str, Any]) -> RenderedEmail:
+        try:
+            template = self.env.get_template(f"{name}.j2")
+        except TemplateNotFound as exc:
+            raise TemplateError(f"modello email non trovato: {name}") from exc
+        ctx = template.new_context(context)
+        blocks = template.blocks
+        if "oggetto" not in blocks or "testo" not in blocks:
+            raise TemplateError(f"il modello {name} deve definire i blocchi 'oggetto' e 'testo'")
+        subject = " ".join("".join(blocks["oggetto"](ctx)).split())
+        text = "".join(blocks["testo"](ctx)).strip() + "\n"
+        html = "".join(blocks["html"](ctx)).strip() if "html" in blocks else None
+        return RenderedEmail(subject=subject, text=text, html=html or None)

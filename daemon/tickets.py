@@ -1,0 +1,179 @@
+"""The ticket service: protocol-like ids, opening, appending, state changes, audit events.
+
+Functions take an open SQLAlchemy session and never commit: the caller's transaction decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import TICKET_STATES, Ticket, TicketCounter, TicketEvent, TicketMessage
+
+__all__ = [
+    "TICKET_ID_RE",
+    "NewTicket",
+    "add_event",
+    "add_message",
+    "allocate_ticket_id",
+    "change_state",
+    "format_ticket_id",
+    "open_ticket",
+    "state_hooks",
+]
+
+TICKET_ID_RE = re.compile(r"\b([A-Z]{2,4})-(\d{4})-(\d{6})\b")
+
+# Called as hook(session, ticket, old_state, new_state, at); the SLA clock registers here.
+state_hooks: list[Callable[[Session, Ticket, str, str, datetime], None]] = []
+
+
+def format_ticket_id(office: str, year: int, number: int) -> str:
+    return f"{office}-{year:04d}-{number:06d}"
+
+
+def allocate_ticket_id(session: Session, office: str, year: int) -> tuple[str, int]:
+    """Next number for (office, year), atomic under concurrent writers on SQLite and PostgreSQL."""
+    for _ in range(3):
+        number = session.execute(
+            update(TicketCounter)
+            .where(TicketCounter.office == office, TicketCounter.year == year)
+            .values(last=TicketCounter.last + 1)
+            .returning(TicketCounter.last)
+        ).scalar_one_or_none()
+        if number is not None:
+            return format_ticket_id(office, year, number), number
+        try:
+            with session.begin_nested():
+                session.add(TicketCounter(office=office, year=year, last=1))
+            return format_ticket_id(office, year, 1), 1
+        except IntegrityError:
+            continue  # another writer created the counter first
+    raise RuntimeError("impossibile assegnare un numero di pratica")
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    office: str
+    mailbox: str
+    requester: str
+    requester_name: str
+    subject: str
+    received_at: datetime
+    queue: str | None = None
+    assignee: str | None = None
+    codici_fiscali: tuple[str, ...] = ()
+    classification: dict[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    priority: str | None = None
+    sla_policy: str | None = None
+    pec_identificativo: str | None = None
+
+
+def open_ticket(session: Session, new: NewTicket, *, now: datetime, actor: str = "sistema") -> Ticket:
+    tz_year = new.received_at.year
+    ticket_id, number = allocate_ticket_id(session, new.office, tz_year)
+    ticket = Ticket(
+        id=ticket_id,
+        office=new.office,
+        year=tz_year,
+        number=number,
+        state="aperta",
+        mailbox=new.mailbox,
+        queue=new.queue,
+        assignee=new.assignee,
+        requester=new.requester,
+        requester_name=new.requester_name,
+        subject=new.subject,
+        codici_fiscali=list(new.codici_fiscali),
+        classification=new.classification,
+        tags=list(new.tags),
+        priority=new.priority,
+        sla_policy=new.sla_policy,
+        pec_identificativo=new.pec_identificativo,
+        received_at=new.received_at,
+        created_at=now,
+        updated_at=now,
+        due_at=None,
+        closed_at=None,
+    )
+    session.add(ticket)
+    add_event(session, ticket_id, "aperta", actor=actor, at=now, note=f"coda {new.queue or '-'}")
+    return ticket
+
+
+def add_message(
+    session: Session,
+    ticket_id: str,
+    *,
+    direction: str,
+    at: datetime,
+    author: str,
+    subject: str,
+    body: str,
+    message_id: str | None = None,
+    inbound_id: int | None = None,
+    outbox_id: int | None = None,
+) -> TicketMessage:
+    msg = TicketMessage(
+        ticket_id=ticket_id,
+        direction=direction,
+        at=at,
+        author=author,
+        subject=subject,
+        body=body,
+        message_id=message_id,
+        inbound_id=inbound_id,
+        outbox_id=outbox_id,
+    )
+    session.add(msg)
+    return msg
+
+
+def add_event(
+    session: Session,
+    ticket_id: str,
+    kind: str,
+    *,
+    actor: str,
+    at: datetime,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+) -> TicketEvent:
+    event = TicketEvent(ticket_id=ticket_id, at=at, actor=actor, kind=kind, note=note, data=data)
+    session.add(event)
+    return event
+
+
+def change_state(
+    session: Session, ticket: Ticket, new_state: str, *, actor: str, at: datetime, note: str = ""
+) -> None:
+    if new_state not in TICKET_STATES:
+        raise ValueError(f"stato sconosciuto: {new_state}")
+    old = ticket.state
+    if old == new_state:
+        return
+    ticket.state = new_state
+    ticket.updated_at = at
+    ticket.closed_at = at if new_state == "chiusa" else None
+    add_event(session, ticket.id, "stato", actor=actor, at=at, note=note, data={"da": old, "a": new_state})
+    for hook in state_hooks:
+        hook(session, ticket, old, new_state, at)
+
+
+def find_ticket(session: Session, ticket_id: str) -> Ticket | None:
+    return session.get(Ticket, ticket_id.upper())
+
+
+def ticket_for_message_id(session: Session, message_id: str) -> str | None:
+    """The ticket a known Message-ID (inbound or sent by us) belongs to."""
+    return session.execute(
+        select(TicketMessage.ticket_id).where(TicketMessage.message_id == message_id).limit(1)
+    ).scalar_one_or_none()
