@@ -1,0 +1,317 @@
+"""`sportello`: the daemon and the operator's commands. Messages for users are in Italian."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from daemon.cli import pec as pec_cli
+from daemon.cli import rules as rules_cli
+from daemon.cli import sla as sla_cli
+from daemon.cli.views import inbound_view, outbox_view, ticket_detail, ticket_summary
+from daemon.config import Config, ConfigError, load_config
+from daemon.logmask import MaskingFilter
+from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
+
+app = typer.Typer(
+    help="sportello: instradamento delle email degli sportelli in pratiche.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tickets_app = typer.Typer(help="Pratiche.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Email in uscita.", no_args_is_help=True)
+inbound_app = typer.Typer(help="Messaggi ricevuti e loro esito.", no_args_is_help=True)
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(inbound_app, name="inbound")
+app.add_typer(rules_cli.app, name="rules")
+app.add_typer(pec_cli.app, name="pec")
+app.add_typer(sla_cli.app, name="sla")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Uscita in JSON.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]errore:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def get_config(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]Configurazione non valida[/] ({len(exc.problems)} problemi):", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def get_service(path: Path | None) -> Any:
+    from daemon.service import Service
+
+    config = get_config(path)
+    try:
+        return Service(config)
+    except Exception as exc:
+        problems = getattr(exc, "problems", None)
+        if problems:
+            err.print("[bold red]Regole o vocabolari non validi:[/]", highlight=False)
+            for problem in problems:
+                err.print(f"  - {problem}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        fail(f"avvio non riuscito: {exc}")
+        raise
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("imapclient").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+@app.command()
+def run(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Avvia il servizio: lettura delle caselle, invio email, scadenze. Si ferma con SIGTERM/SIGINT."""
+    setup_logging(verbose)
+    service = get_service(config)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        logging.getLogger("sportello").info("segnale %s ricevuto: arresto in corso", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    service.run(stop)
+    service.close()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--received-at non valido: {value!r} (atteso ISO 8601, es. 2026-11-20T09:30:00+01:00)")
+        raise
+    if parsed.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Europe/Rome"))
+    return parsed
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="File .eml da elaborare.")],
+    mailbox: Annotated[str, typer.Option("--mailbox", "-m", help="Casella di arrivo (id).")],
+    received_at: Annotated[str | None, typer.Option("--received-at", help="Ora di ricezione ISO 8601.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Elabora file .eml come se fossero arrivati nella casella indicata."""
+    from daemon.pipeline import InboundItem
+
+    when = _parse_time(received_at)
+    cfg = get_config(config)
+    if mailbox not in {m.id for m in cfg.mailboxes}:
+        fail(f"casella sconosciuta: {mailbox} (disponibili: {', '.join(m.id for m in cfg.mailboxes)})")
+    items = []
+    for f in files:
+        try:
+            items.append(InboundItem(raw=f.read_bytes(), mailbox_id=mailbox, source="ingest", received_at=when))
+        except OSError as exc:
+            fail(f"impossibile leggere {f}: {exc.strerror}")
+    service = get_service(config)
+    outcomes = service.ingest(items)
+    rows = [
+        {"file": str(f), "outcome": o.outcome, "reason": o.reason, "ticket_id": o.ticket_id,
+         "rule": o.rule_id, "duplicate": o.duplicate}
+        for f, o in zip(files, outcomes, strict=True)
+    ]
+    if as_json:
+        _print_json(rows)
+    else:
+        table = Table("file", "esito", "motivo", "pratica", "regola", title="Messaggi elaborati")
+        for r in rows:
+            esito = r["outcome"] + (" (già ricevuto)" if r["duplicate"] else "")
+            table.add_row(r["file"], esito, r["reason"] or "", r["ticket_id"] or "", r["rule"] or "")
+        out.print(table)
+    if any(o.outcome == "quarantined" for o in outcomes):
+        raise typer.Exit(3)
+
+
+@app.command()
+def explain(
+    file: Annotated[Path, typer.Argument(help="File .eml da analizzare.")],
+    mailbox: Annotated[str, typer.Option("--mailbox", "-m", help="Casella di arrivo (id).")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prova a secco: mostra classificazione e instradamento, senza scrivere nulla né inviare email."""
+    cfg = get_config(config)
+    if mailbox not in {m.id for m in cfg.mailboxes}:
+        fail(f"casella sconosciuta: {mailbox}")
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        fail(f"impossibile leggere {file}: {exc.strerror}")
+        raise
+    from daemon.explain import render_explanation
+
+    service = get_service(config)
+    result = service.explain(raw, mailbox)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(render_explanation(result), highlight=False, markup=False)
+
+
+@tickets_app.command("list")
+def tickets_list(
+    state: Annotated[str | None, typer.Option("--state", help="aperta, in_carico, in_attesa, chiusa")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Elenco delle pratiche, per scadenza."""
+    if state is not None and state not in TICKET_STATES:
+        fail(f"stato sconosciuto: {state} (ammessi: {', '.join(TICKET_STATES)})")
+    service = get_service(config)
+    with service.session_factory() as session:
+        q = select(Ticket).order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id).limit(limit)
+        if state:
+            q = q.where(Ticket.state == state)
+        rows = [ticket_summary(t) for t in session.execute(q).scalars()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("pratica", "stato", "casella", "coda", "richiedente", "oggetto", "ricevuta", "scadenza",
+                  title=f"Pratiche ({len(rows)})")
+    for r in rows:
+        table.add_row(r["id"], r["state"], r["mailbox"], r["queue"] or "", r["requester"],
+                      (r["subject"] or "")[:50], (r["received_at"] or "")[:16], (r["due_at"] or "-")[:10])
+    out.print(table)
+
+
+@tickets_app.command("show")
+def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Dettaglio di una pratica: messaggi ed eventi."""
+    service = get_service(config)
+    with service.session_factory() as session:
+        ticket = session.get(Ticket, ticket_id.upper())
+        if ticket is None:
+            fail(f"pratica non trovata: {ticket_id}", code=1)
+        assert ticket is not None
+        data = ticket_detail(ticket)
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"[bold]{data['id']}[/] — {data['subject']}", highlight=False)
+    for key in ("state", "mailbox", "queue", "assignee", "requester", "codici_fiscali", "received_at", "due_at", "closed_at"):
+        out.print(f"  {key}: {data[key]}", highlight=False, markup=False)
+    table = Table("quando", "verso", "autore", "oggetto", title="Messaggi")
+    for m in data["messages"]:
+        table.add_row((m["at"] or "")[:19], m["direction"], m["author"], m["subject"][:60])
+    out.print(table)
+    table = Table("quando", "chi", "evento", "nota", title="Eventi")
+    for e in data["events"]:
+        table.add_row((e["at"] or "")[:19], e["actor"], e["kind"], e["note"])
+    out.print(table)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, sent, failed")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Email in uscita e loro stato di invio."""
+    service = get_service(config)
+    with service.session_factory() as session:
+        q = select(Outbox).order_by(Outbox.id).limit(limit)
+        if status:
+            q = q.where(Outbox.status == status)
+        rows = [outbox_view(o) for o in session.execute(q).scalars()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "a", "oggetto", "modello", "stato", "tentativi", title=f"Email in uscita ({len(rows)})")
+    for r in rows:
+        table.add_row(str(r["id"]), ", ".join(r["to"]), r["subject"][:60], r["template"], r["status"], str(r["attempts"]))
+    out.print(table)
+
+
+@inbound_app.command("list")
+def inbound_list(
+    outcome: Annotated[str | None, typer.Option("--outcome", help="opened, appended, rejected, ignored, quarantined")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Messaggi ricevuti con il loro esito."""
+    service = get_service(config)
+    with service.session_factory() as session:
+        q = select(InboundMessage).order_by(InboundMessage.id).limit(limit)
+        if outcome:
+            q = q.where(InboundMessage.outcome == outcome)
+        rows = [inbound_view(m) for m in session.execute(q).scalars()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "casella", "mittente", "oggetto", "esito", "motivo", "pratica", title=f"Messaggi ricevuti ({len(rows)})")
+    for r in rows:
+        table.add_row(str(r["id"]), r["mailbox"], r["sender"], (r["subject"] or "")[:40], r["outcome"], r["reason"] or "", r["ticket_id"] or "")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Cartella dei dati della dimostrazione.")] = Path("var/demo"),
+    timeout: Annotated[float, typer.Option("--timeout", help="Secondi massimi di attesa.")] = 60.0,
+) -> None:
+    """Dimostrazione completa: server IMAP e SMTP locali, posta di esempio, elaborazione, risultati."""
+    from daemon.demo import run_demo
+
+    setup_logging(False)
+    logging.getLogger().setLevel(logging.WARNING)
+    cfg = get_config(config)
+    code = run_demo(cfg, workdir, timeout=timeout, console=out)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

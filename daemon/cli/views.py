@@ -1,0 +1,92 @@
+"""Plain-data views of stored rows, for JSON output and tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.models import InboundMessage, Outbox, Ticket
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ticket_summary(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "office": t.office,
+        "state": t.state,
+        "mailbox": t.mailbox,
+        "requester": t.requester,
+        "subject": t.subject,
+        "codici_fiscali": list(t.codici_fiscali or []),
+        "queue": t.queue,
+        "assignee": t.assignee,
+        "priority": t.priority,
+        "sla_policy": t.sla_policy,
+        "received_at": _iso(t.received_at),
+        "due_at": _iso(t.due_at),
+        "closed_at": _iso(t.closed_at),
+    }
+
+
+def ticket_detail(t: Ticket) -> dict[str, Any]:
+    out = ticket_summary(t)
+    out["requester_name"] = t.requester_name
+    out["tags"] = list(t.tags or [])
+    out["classification"] = t.classification
+    out["pec_identificativo"] = t.pec_identificativo
+    out["messages"] = [
+        {
+            "direction": m.direction,
+            "at": _iso(m.at),
+            "author": m.author,
+            "subject": m.subject,
+            "message_id": m.message_id,
+            "body": m.body,
+        }
+        for m in t.messages
+    ]
+    out["events"] = [
+        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "note": e.note, "data": e.data}
+        for e in t.events
+    ]
+    return out
+
+
+def outbox_view(o: Outbox) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "message_id": o.message_id,
+        "ticket_id": o.ticket_id,
+        "from": o.sender,
+        "to": list(o.to),
+        "cc": list(o.cc or []),
+        "subject": o.subject,
+        "template": o.template,
+        "status": o.status,
+        "attempts": o.attempts,
+        "last_error": o.last_error,
+        "created_at": _iso(o.created_at),
+        "sent_at": _iso(o.sent_at),
+    }
+
+
+def inbound_view(m: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "mailbox": m.mailbox,
+        "source": m.source,
+        "uid": m.uid,
+        "message_id": m.message_id,
+        "sender": m.sender,
+        "subject": m.subject,
+        "received_at": _iso(m.received_at),
+        "outcome": m.outcome,
+        "reason": m.reason,
+        "rule": m.rule_id,
+        "rules_version": m.rules_version,
+        "ticket_id": m.ticket_id,
+        "archive_ref": m.archive_ref,
+    }

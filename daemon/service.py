@@ -1,0 +1,145 @@
+"""Composition root: builds the running system from a Config (database, archive, rules, pipeline,
+outbox sender, IMAP workers, scheduler). The CLI, the demo and the tests all start from here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.analysis import Lookups
+from daemon.config import Config
+from daemon.pipeline import InboundItem, Outcome, Pipeline
+
+from storage.archive import RawArchive
+from storage.db import init_db, make_engine, make_session_factory
+
+__all__ = ["Service"]
+
+log = logging.getLogger("sportello.service")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = _utcnow, migrate: bool = True) -> None:
+        from daemon.classify import load_vocabularies
+        from daemon.decide import MessageAnalyser
+        from daemon.outbound.templates import TemplateRenderer
+        from daemon.pec.settings import load_pec_trust
+        from daemon.rules import RuleStore
+
+        self.config = config
+        self.clock = clock
+        self.engine = make_engine(config.database_url, echo=config.database.echo)
+        if migrate:
+            init_db(self.engine)
+        self.session_factory = make_session_factory(self.engine)
+        self.archive = RawArchive(config.archive_dir, fsync=config.archive.fsync)
+        self.rules_dir = Path(config.base_dir) / "routing_rules"
+        self.templates_dir = Path(config.base_dir) / "templates"
+        self.renderer = TemplateRenderer(self.templates_dir)
+        self.vocab = load_vocabularies(self.rules_dir)
+        self.trust = load_pec_trust(config)
+        self.rules = RuleStore(self.rules_dir, config, known_templates=self.renderer.names())
+        self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules)
+        self.outbox_wake = threading.Event()
+        self.pipeline = Pipeline(
+            config, self.session_factory, self.archive, self.renderer, self.analyser,
+            clock=clock, on_outbox=self.outbox_wake.set,
+        )
+        self._install_sla_hooks()
+
+    def _install_sla_hooks(self) -> None:
+        try:
+            from daemon.sla import install_hooks
+        except ImportError:  # pragma: no cover - before the SLA component exists
+            return
+        install_hooks(self)
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def ingest(self, items: Sequence[InboundItem]) -> list[Outcome]:
+        return self.pipeline.process_batch(items)
+
+    def imap_handler(self, mailbox_id: str) -> Callable[[Sequence[object]], None]:
+        def handle(batch: Sequence[object]) -> None:
+            items = [
+                InboundItem(
+                    raw=m.raw, mailbox_id=mailbox_id, source="imap",  # type: ignore[attr-defined]
+                    uidvalidity=m.uidvalidity, uid=m.uid,  # type: ignore[attr-defined]
+                    received_at=m.internaldate, oversized=m.oversized,  # type: ignore[attr-defined]
+                    size=m.size,  # type: ignore[attr-defined]
+                )
+                for m in batch
+            ]
+            self.pipeline.process_batch(items)
+
+        return handle
+
+    def explain(self, raw: bytes, mailbox_id: str, *, use_db: bool = True) -> dict[str, object]:
+        """Dry run: the analysis of one message, no writes, no mail."""
+        mailbox = self.config.mailbox(mailbox_id)
+        if not use_db:
+            return self.analyser(raw, mailbox, Lookups.empty()).to_dict()
+        from daemon.pipeline import session_lookups
+
+        with self.session_factory() as session:
+            return self.analyser(raw, mailbox, session_lookups(session)).to_dict()
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, imap_passwords: dict[str, str] | None = None) -> None:
+        """Run every worker until `stop` is set; return after a clean stop."""
+        from daemon.intake.imap import ImapWorker
+        from daemon.outbound.sender import OutboxSender
+
+        threads: list[threading.Thread] = []
+        sender = OutboxSender(self.session_factory, self.config, clock=self.clock)
+        threads.append(threading.Thread(target=sender.run, args=(stop, self.outbox_wake),
+                                        name="outbox", daemon=True))
+        self.workers = []
+        for mailbox in self.config.mailboxes:
+            if mailbox.imap is None:
+                continue
+            worker = ImapWorker(
+                mailbox, self.imap_handler(mailbox.id), stop,
+                max_message_bytes=self.config.intake.max_message_bytes,
+                reconnect_min=self.config.intake.reconnect_min_seconds,
+                reconnect_max=self.config.intake.reconnect_max_seconds,
+                password=(imap_passwords or {}).get(mailbox.id),
+            )
+            self.workers.append(worker)
+            threads.append(threading.Thread(target=worker.run, name=f"imap-{mailbox.id}", daemon=True))
+        threads.append(threading.Thread(target=self._watch_rules, args=(stop,), name="rules", daemon=True))
+        scheduler = self._start_scheduler()
+        for t in threads:
+            t.start()
+        log.info("sportello avviato: %d caselle", len(self.workers))
+        stop.wait()
+        for t in threads:
+            t.join(timeout=15)
+        if scheduler is not None:
+            scheduler.shutdown()
+        log.info("sportello fermato")
+
+    def _watch_rules(self, stop: threading.Event) -> None:
+        while not stop.wait(2.0):
+            try:
+                self.rules.refresh()
+            except Exception:  # never let a reload problem stop routing
+                log.exception("ricaricamento regole non riuscito")
+
+    def _start_scheduler(self) -> object | None:
+        try:
+            from daemon.sla.scheduler import start_scheduler
+        except ImportError:  # pragma: no cover - before the SLA component exists
+            return None
+        return start_scheduler(self)
+
+    def close(self) -> None:
+        self.engine.dispose()
