@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from daemon.message import ParsedMessage, UnparseableMessage
 
-__all__ = ["Analysis", "DecisionLike", "Lookups"]
+__all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision"]
 
 
 class DecisionLike(Protocol):
@@ -88,3 +88,28 @@ class Analysis:
         out.update(self.decision.to_dict())
         out["reply_to_ticket"] = self.reply_to_ticket
         return out
+
+
+@dataclass(frozen=True)
+class SystemDecision:
+    """A decision taken before the rules can run (unparseable or oversized input)."""
+
+    action: str
+    reason: str | None
+    templates: tuple[str, ...] = ()
+    rule_id: str = "sistema"
+    rules_version: str = "-"
+    queue: str | None = None
+    sla: str | None = None
+    assignees: tuple[str, ...] = ()
+    forward_to: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    priority: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    target_ticket: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule_id, "action": self.action, "reason": self.reason, "queue": None,
+            "sla": None, "templates": list(self.templates),
+        }

@@ -7,10 +7,9 @@ the three can never disagree. Database questions arrive through `Lookups`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.analysis import Analysis, Lookups
+from daemon.analysis import Analysis, Lookups, SystemDecision
 from daemon.autoreply import automatic_reason, wants_no_autoreply
 from daemon.classify import Classification, Vocabularies, classify, find_ticket_ids
 from daemon.config import Config, Mailbox
@@ -18,32 +17,7 @@ from daemon.message import ParsedMessage, UnparseableMessage, parse_message
 from daemon.pec import PecAnalysis, PecTrust, analyse_pec
 from daemon.rules import Decision, RoutingFacts, RuleStore, evaluate
 
-__all__ = ["MessageAnalyser", "SystemDecision"]
-
-
-@dataclass(frozen=True)
-class SystemDecision:
-    """A decision taken before the rules can run (unparseable or oversized input)."""
-
-    action: str
-    reason: str | None
-    templates: tuple[str, ...] = ()
-    rule_id: str = "sistema"
-    rules_version: str = "-"
-    queue: str | None = None
-    sla: str | None = None
-    assignees: tuple[str, ...] = ()
-    forward_to: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    priority: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    target_ticket: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule_id, "action": self.action, "reason": self.reason, "queue": None,
-            "sla": None, "templates": list(self.templates),
-        }
+__all__ = ["MessageAnalyser"]
 
 
 def _facts(mailbox: Mailbox, msg: ParsedMessage, automatic: str | None, pec: PecAnalysis | None,
