@@ -1,0 +1,126 @@
+"""`sportello demo`: the whole daemon on embedded servers, on sample mail, showing what it did."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from daemon.config import Config
+from daemon.demo_mail import demo_messages
+from storage.models import InboundMessage, Outbox, Ticket
+
+DEMO_PASSWORD = "demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_config(config: Config, workdir: Path, imap_port: int, smtp_port: int) -> Config:
+    """The shipped config pointed at the embedded servers and a private database."""
+    mailboxes = tuple(
+        m.model_copy(update={"imap": m.imap.model_copy(update={
+            "host": "127.0.0.1", "port": imap_port, "security": "plain",
+            "password_env": "SPORTELLO_IMAP_PASSWORD", "poll_seconds": 1.0})}) if m.imap else m
+        for m in config.mailboxes
+    )
+    profiles = tuple(
+        p.model_copy(update={"host": "127.0.0.1", "port": smtp_port, "security": "plain"})
+        for p in config.smtp_profiles
+    )
+    return config.model_copy(update={
+        "mailboxes": mailboxes,
+        "smtp_profiles": profiles,
+        "database": config.database.model_copy(update={"url": f"sqlite:///{workdir / 'sportello.db'}"}),
+        "archive": config.archive.model_copy(update={"path": str(workdir / "archive")}),
+    })
+
+
+def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console) -> int:
+    from daemon.demo_imap import start_demo_imap
+    from daemon.outbound.sink import SmtpSink
+    from daemon.service import Service
+
+    workdir = workdir.resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    os.environ["SPORTELLO_IMAP_PASSWORD"] = DEMO_PASSWORD
+
+    sink = SmtpSink("127.0.0.1", 0, spool_dir=workdir / "posta-inviata")
+    sink.start()
+    imap_port = _free_port()
+    users = {m.imap.username: DEMO_PASSWORD for m in config.mailboxes if m.imap}
+    imap = start_demo_imap("127.0.0.1", imap_port, users)
+    service = None
+    stop = threading.Event()
+    try:
+        cfg = demo_config(config, workdir, imap_port, sink.port)
+        console.print(f"[bold]sportello demo[/]: IMAP su 127.0.0.1:{imap_port}, SMTP su 127.0.0.1:{sink.port}, "
+                      f"dati in {workdir}")
+        addresses = {m.id: m.address for m in cfg.mailboxes}
+        samples = demo_messages(addresses)
+        for mailbox_id, raw in samples:
+            imap.append(cfg.mailbox(mailbox_id).imap.username, raw)  # type: ignore[union-attr]
+        console.print(f"Messaggi di esempio depositati: {len(samples)}")
+        service = Service(cfg)
+        runner = threading.Thread(target=service.run, args=(stop,), name="sportello", daemon=True)
+        started = time.monotonic()
+        runner.start()
+        done = False
+        while time.monotonic() - started < timeout:
+            with service.session_factory() as s:
+                inbound = s.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
+                pending = s.execute(select(func.count()).select_from(Outbox)
+                                    .where(Outbox.status == "pending")).scalar_one()
+            if inbound >= len(samples) and pending == 0:
+                done = True
+                break
+            time.sleep(0.3)
+        elapsed = time.monotonic() - started
+        stop.set()
+        runner.join(timeout=20)
+        _show(service, sink, console, elapsed)
+        if not done:
+            console.print(f"[bold red]Tempo scaduto[/] dopo {timeout:.0f} s: non tutti i messaggi sono stati elaborati.")
+            return 1
+        console.print(f"[bold green]Fatto[/]: {len(samples)} messaggi elaborati in {elapsed:.1f} s; "
+                      f"email inviate in {workdir / 'posta-inviata'}")
+        return 0
+    finally:
+        stop.set()
+        if service is not None:
+            service.close()
+        imap.stop()
+        sink.stop()
+
+
+def _show(service: object, sink: object, console: Console, elapsed: float) -> None:
+    factory = service.session_factory  # type: ignore[attr-defined]
+    with factory() as s:
+        table = Table("casella", "mittente", "oggetto", "esito", "motivo", "regola", "pratica",
+                      title="Messaggi ricevuti ed esito")
+        for m in s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars():
+            table.add_row(m.mailbox, m.sender, (m.subject or "")[:48], m.outcome, m.reason or "",
+                          m.rule_id or "", m.ticket_id or "")
+        console.print(table)
+        table = Table("pratica", "stato", "coda", "richiedente", "codici fiscali", "scadenza", title="Pratiche aperte")
+        for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars():
+            table.add_row(t.id, t.state, t.queue or "", t.requester, ", ".join(t.codici_fiscali or []),
+                          t.due_at.date().isoformat() if t.due_at else "-")
+        console.print(table)
+        table = Table("a", "oggetto", "modello", "stato", title="Email inviate (ricevute dal server SMTP locale)")
+        for o in s.execute(select(Outbox).order_by(Outbox.id)).scalars():
+            table.add_row(", ".join(o.to), o.subject[:70], o.template, o.status)
+        console.print(table)
+    console.print(f"Il server SMTP locale ha ricevuto {len(sink.messages)} email.")  # type: ignore[attr-defined]
