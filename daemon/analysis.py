@@ -80,10 +80,19 @@ class Analysis:
         }
         if self.classification is not None:
             out.update(self.classification.to_dict())
-        pec = self.pec.to_dict() if self.pec is not None else {
-            "pec_kind": "none", "pec_verified": False, "pec_receipt_type": None,
-            "pec_identificativo": None, "pec_mittente": None, "pec_data": None, "pec_failure": None,
-        }
+        pec = (
+            self.pec.to_dict()
+            if self.pec is not None
+            else {
+                "pec_kind": "none",
+                "pec_verified": False,
+                "pec_receipt_type": None,
+                "pec_identificativo": None,
+                "pec_mittente": None,
+                "pec_data": None,
+                "pec_failure": None,
+            }
+        )
         out.update(pec)
         out.update(self.decision.to_dict())
         out["reply_to_ticket"] = self.reply_to_ticket
@@ -110,6 +119,10 @@ class SystemDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rule": self.rule_id, "action": self.action, "reason": self.reason, "queue": None,
-            "sla": None, "templates": list(self.templates),
+            "rule": self.rule_id,
+            "action": self.action,
+            "reason": self.reason,
+            "queue": None,
+            "sla": None,
+            "templates": list(self.templates),
         }

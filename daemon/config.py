@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
 
@@ -86,12 +86,6 @@ class ImapSettings(_Strict):
     batch_size: int = Field(default=200, ge=1, le=5000)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
 
-    @model_validator(mode="after")
-    def _plain_only_on_loopback(self) -> ImapSettings:
-        if self.security == "plain" and not _is_loopback(self.host):
-            raise ValueError("security: plain è ammesso solo verso 127.0.0.1/localhost; usare tls o starttls")
-        return self
-
     def password(self) -> str | None:
         return _secret(self.password_env)
 
@@ -105,12 +99,6 @@ class SmtpProfile(_Strict):
     password_env: str | None = None
     pec: bool = False
     timeout_seconds: float = Field(default=30, gt=0, le=600)
-
-    @model_validator(mode="after")
-    def _plain_only_on_loopback(self) -> SmtpProfile:
-        if self.security == "plain" and not _is_loopback(self.host):
-            raise ValueError("security: plain è ammesso solo verso 127.0.0.1/localhost; usare tls o starttls")
-        return self
 
     def password(self) -> str | None:
         return _secret(self.password_env)
@@ -180,17 +168,6 @@ class Config(_Strict):
     # Where the file was loaded from, for resolving relative paths.
     base_dir: str = Field(default=".", exclude=True)
 
-    @field_validator("offices", "people", "smtp_profiles", "mailboxes")
-    @classmethod
-    def _unique_ids(cls, items: tuple[BaseModel, ...]) -> tuple[BaseModel, ...]:
-        seen: set[str] = set()
-        for item in items:
-            ident = getattr(item, "id")  # noqa: B009
-            if ident in seen:
-                raise ValueError(f"identificativo duplicato: {ident}")
-            seen.add(ident)
-        return items
-
     def office(self, office_id: str) -> Office:
         return next(o for o in self.offices if o.id == office_id)
 
@@ -204,9 +181,7 @@ class Config(_Strict):
         return next(p for p in self.smtp_profiles if p.id == profile_id)
 
     def people_with_role(self, role: str, office: str | None = None) -> list[Person]:
-        return [
-            p for p in self.people if role in p.roles and (office is None or not p.offices or office in p.offices)
-        ]
+        return [p for p in self.people if role in p.roles and (office is None or not p.offices or office in p.offices)]
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -225,7 +200,7 @@ class Config(_Strict):
         url = self.database.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            return prefix + str(self.resolve_path(url[len(prefix):]).resolve())
+            return prefix + str(self.resolve_path(url[len(prefix) :]).resolve())
         return url
 
 
@@ -239,13 +214,33 @@ class ConfigError(Exception):
 
 def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
     problems: list[YamlProblem] = []
+    for section in ("offices", "people", "smtp_profiles", "mailboxes"):
+        seen: set[str] = set()
+        for i, item in enumerate(getattr(cfg, section)):
+            if item.id in seen:
+                problems.append(doc.problem([section, i, "id"], f"identificativo duplicato: {item.id}"))
+            seen.add(item.id)
+    plain = "security: plain è ammesso solo verso 127.0.0.1/localhost; usare tls o starttls"
+    for i, m in enumerate(cfg.mailboxes):
+        if m.imap and m.imap.security == "plain" and not _is_loopback(m.imap.host):
+            problems.append(doc.problem(["mailboxes", i, "imap", "host"], plain))
+    for i, p in enumerate(cfg.smtp_profiles):
+        if p.security == "plain" and not _is_loopback(p.host):
+            problems.append(doc.problem(["smtp_profiles", i, "host"], plain))
     offices = {o.id for o in cfg.offices}
     profiles = {p.id for p in cfg.smtp_profiles}
     for i, m in enumerate(cfg.mailboxes):
         if m.office not in offices:
-            problems.append(doc.problem(["mailboxes", i, "office"], f"ufficio sconosciuto: {m.office} (definiti: {', '.join(sorted(offices))})"))
+            problems.append(
+                doc.problem(
+                    ["mailboxes", i, "office"],
+                    f"ufficio sconosciuto: {m.office} (definiti: {', '.join(sorted(offices))})",
+                )
+            )
         if m.smtp_profile not in profiles:
-            problems.append(doc.problem(["mailboxes", i, "smtp_profile"], f"profilo SMTP sconosciuto: {m.smtp_profile}"))
+            problems.append(
+                doc.problem(["mailboxes", i, "smtp_profile"], f"profilo SMTP sconosciuto: {m.smtp_profile}")
+            )
     for i, p in enumerate(cfg.people):
         for off in p.offices:
             if off not in offices:
@@ -254,7 +249,11 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
     for i, m in enumerate(cfg.mailboxes):
         key = m.address.lower()
         if key in addresses:
-            problems.append(doc.problem(["mailboxes", i, "address"], f"indirizzo già usato dalla casella {cfg.mailboxes[addresses[key]].id}"))
+            problems.append(
+                doc.problem(
+                    ["mailboxes", i, "address"], f"indirizzo già usato dalla casella {cfg.mailboxes[addresses[key]].id}"
+                )
+            )
         addresses[key] = i
     return problems
 
@@ -301,7 +300,13 @@ def _reject_inline_secrets(doc: YamlDocument, data: dict[str, object]) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 if str(k).lower() in {"password", "secret", "token", "pass"}:
-                    problems.append(doc.problem([*path, k], "i segreti non vanno scritti nel file: indicare il nome di una variabile d'ambiente con password_env"))
+                    problems.append(
+                        doc.problem(
+                            [*path, k],
+                            "i segreti non vanno scritti nel file: "
+                            "indicare il nome di una variabile d'ambiente con password_env",
+                        )
+                    )
                 walk(v, [*path, k])
         elif isinstance(node, list):
             for i, v in enumerate(node):

@@ -15,14 +15,22 @@ from daemon.classify import Classification, Vocabularies, classify, find_ticket_
 from daemon.config import Config, Mailbox
 from daemon.message import ParsedMessage, UnparseableMessage, parse_message
 from daemon.pec import PecAnalysis, PecTrust, analyse_pec
-from daemon.rules import Decision, RoutingFacts, RuleStore, evaluate
+from daemon.rules import RoutingFacts, RuleStore, evaluate
 
 __all__ = ["MessageAnalyser"]
 
 
-def _facts(mailbox: Mailbox, msg: ParsedMessage, automatic: str | None, pec: PecAnalysis | None,
-           cls: Classification, ticket_ref: str | None, reply_to_ticket: str | None,
-           argomento_cassetto: bool, sender: str) -> RoutingFacts:
+def _facts(
+    mailbox: Mailbox,
+    msg: ParsedMessage,
+    automatic: str | None,
+    pec: PecAnalysis | None,
+    cls: Classification,
+    ticket_ref: str | None,
+    reply_to_ticket: str | None,
+    argomento_cassetto: bool,
+    sender: str,
+) -> RoutingFacts:
     allowed = {a.lower() for a in mailbox.allowed_senders}
     return RoutingFacts(
         mailbox=mailbox.id,
@@ -67,16 +75,29 @@ class MessageAnalyser:
         try:
             envelope = parse_message(raw)
         except UnparseableMessage as exc:
-            return Analysis(mailbox_id=mailbox.id, decision=SystemDecision("quarantine", exc.reason),
-                            envelope=None, effective=None, failure=exc)
+            return Analysis(
+                mailbox_id=mailbox.id,
+                decision=SystemDecision("quarantine", exc.reason),
+                envelope=None,
+                effective=None,
+                failure=exc,
+            )
         if len(raw) > self.config.intake.max_message_bytes:
             return Analysis(
                 mailbox_id=mailbox.id,
-                decision=SystemDecision("reject", "allegati_eccessivi", ("rifiuto_allegati_eccessivi",),
-                                        params={"limite_mb": str(self.config.intake.max_message_bytes // 2**20)}),
-                envelope=envelope, effective=envelope,
-                automatic=automatic_reason(envelope, message_id_domain=self.config.instance.message_id_domain,
-                                           own_addresses=self.config.own_addresses),
+                decision=SystemDecision(
+                    "reject",
+                    "allegati_eccessivi",
+                    ("rifiuto_allegati_eccessivi",),
+                    params={"limite_mb": str(self.config.intake.max_message_bytes // 2**20)},
+                ),
+                envelope=envelope,
+                effective=envelope,
+                automatic=automatic_reason(
+                    envelope,
+                    message_id_domain=self.config.instance.message_id_domain,
+                    own_addresses=self.config.own_addresses,
+                ),
             )
 
         pec = analyse_pec(raw, self.trust) if self.trust is not None else None
@@ -89,7 +110,8 @@ class MessageAnalyser:
         automatic = None
         if pec is None or pec.kind == "none":
             automatic = automatic_reason(
-                envelope, message_id_domain=self.config.instance.message_id_domain,
+                envelope,
+                message_id_domain=self.config.instance.message_id_domain,
                 own_addresses=self.config.own_addresses,
             )
 
@@ -97,8 +119,17 @@ class MessageAnalyser:
         reply_to_ticket = self._reply_to_ticket(effective, lookups)
         ticket_ref = cls.ticket_ref if cls.ticket_ref and lookups.ticket_exists(cls.ticket_ref) else None
         sender = self._sender(envelope, effective, pec)
-        facts = _facts(mailbox, effective, automatic, pec, cls, ticket_ref, reply_to_ticket,
-                       self.vocab.is_cassetto(cls.argomento), sender)
+        facts = _facts(
+            mailbox,
+            effective,
+            automatic,
+            pec,
+            cls,
+            ticket_ref,
+            reply_to_ticket,
+            self.vocab.is_cassetto(cls.argomento),
+            sender,
+        )
         decision: Any = evaluate(self.rules.current, facts)
         if decision.action == "append" and not decision.target_ticket:
             decision = dataclasses.replace(decision, target_ticket=ticket_ref or reply_to_ticket)

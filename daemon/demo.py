@@ -29,21 +29,34 @@ def _free_port() -> int:
 def demo_config(config: Config, workdir: Path, imap_port: int, smtp_port: int) -> Config:
     """The shipped config pointed at the embedded servers and a private database."""
     mailboxes = tuple(
-        m.model_copy(update={"imap": m.imap.model_copy(update={
-            "host": "127.0.0.1", "port": imap_port, "security": "plain",
-            "password_env": "SPORTELLO_IMAP_PASSWORD", "poll_seconds": 1.0})}) if m.imap else m
+        m.model_copy(
+            update={
+                "imap": m.imap.model_copy(
+                    update={
+                        "host": "127.0.0.1",
+                        "port": imap_port,
+                        "security": "plain",
+                        "password_env": "SPORTELLO_IMAP_PASSWORD",
+                        "poll_seconds": 1.0,
+                    }
+                )
+            }
+        )
+        if m.imap
+        else m
         for m in config.mailboxes
     )
     profiles = tuple(
-        p.model_copy(update={"host": "127.0.0.1", "port": smtp_port, "security": "plain"})
-        for p in config.smtp_profiles
+        p.model_copy(update={"host": "127.0.0.1", "port": smtp_port, "security": "plain"}) for p in config.smtp_profiles
     )
-    return config.model_copy(update={
-        "mailboxes": mailboxes,
-        "smtp_profiles": profiles,
-        "database": config.database.model_copy(update={"url": f"sqlite:///{workdir / 'sportello.db'}"}),
-        "archive": config.archive.model_copy(update={"path": str(workdir / "archive")}),
-    })
+    return config.model_copy(
+        update={
+            "mailboxes": mailboxes,
+            "smtp_profiles": profiles,
+            "database": config.database.model_copy(update={"url": f"sqlite:///{workdir / 'sportello.db'}"}),
+            "archive": config.archive.model_copy(update={"path": str(workdir / "archive")}),
+        }
+    )
 
 
 def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console) -> int:
@@ -66,8 +79,9 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
     stop = threading.Event()
     try:
         cfg = demo_config(config, workdir, imap_port, sink.port)
-        console.print(f"[bold]sportello demo[/]: IMAP su 127.0.0.1:{imap_port}, SMTP su 127.0.0.1:{sink.port}, "
-                      f"dati in {workdir}")
+        console.print(
+            f"[bold]sportello demo[/]: IMAP su 127.0.0.1:{imap_port}, SMTP su 127.0.0.1:{sink.port}, dati in {workdir}"
+        )
         addresses = {m.id: m.address for m in cfg.mailboxes}
         samples = demo_messages(addresses)
         for mailbox_id, raw in samples:
@@ -81,8 +95,9 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
         while time.monotonic() - started < timeout:
             with service.session_factory() as s:
                 inbound = s.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
-                pending = s.execute(select(func.count()).select_from(Outbox)
-                                    .where(Outbox.status == "pending")).scalar_one()
+                pending = s.execute(
+                    select(func.count()).select_from(Outbox).where(Outbox.status == "pending")
+                ).scalar_one()
             if inbound >= len(samples) and pending == 0:
                 done = True
                 break
@@ -92,10 +107,14 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
         runner.join(timeout=20)
         _show(service, sink, console, elapsed)
         if not done:
-            console.print(f"[bold red]Tempo scaduto[/] dopo {timeout:.0f} s: non tutti i messaggi sono stati elaborati.")
+            console.print(
+                f"[bold red]Tempo scaduto[/] dopo {timeout:.0f} s: non tutti i messaggi sono stati elaborati."
+            )
             return 1
-        console.print(f"[bold green]Fatto[/]: {len(samples)} messaggi elaborati in {elapsed:.1f} s; "
-                      f"email inviate in {workdir / 'posta-inviata'}")
+        console.print(
+            f"[bold green]Fatto[/]: {len(samples)} messaggi elaborati in {elapsed:.1f} s; "
+            f"email inviate in {workdir / 'posta-inviata'}"
+        )
         return 0
     finally:
         stop.set()
@@ -108,16 +127,30 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
 def _show(service: object, sink: object, console: Console, elapsed: float) -> None:
     factory = service.session_factory  # type: ignore[attr-defined]
     with factory() as s:
-        table = Table("casella", "mittente", "oggetto", "esito", "motivo", "regola", "pratica",
-                      title="Messaggi ricevuti ed esito")
+        table = Table(
+            "casella", "mittente", "oggetto", "esito", "motivo", "regola", "pratica", title="Messaggi ricevuti ed esito"
+        )
         for m in s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars():
-            table.add_row(m.mailbox, m.sender, (m.subject or "")[:48], m.outcome, m.reason or "",
-                          m.rule_id or "", m.ticket_id or "")
+            table.add_row(
+                m.mailbox,
+                m.sender,
+                (m.subject or "")[:48],
+                m.outcome,
+                m.reason or "",
+                m.rule_id or "",
+                m.ticket_id or "",
+            )
         console.print(table)
         table = Table("pratica", "stato", "coda", "richiedente", "codici fiscali", "scadenza", title="Pratiche aperte")
         for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars():
-            table.add_row(t.id, t.state, t.queue or "", t.requester, ", ".join(t.codici_fiscali or []),
-                          t.due_at.date().isoformat() if t.due_at else "-")
+            table.add_row(
+                t.id,
+                t.state,
+                t.queue or "",
+                t.requester,
+                ", ".join(t.codici_fiscali or []),
+                t.due_at.date().isoformat() if t.due_at else "-",
+            )
         console.print(table)
         table = Table("a", "oggetto", "modello", "stato", title="Email inviate (ricevute dal server SMTP locale)")
         for o in s.execute(select(Outbox).order_by(Outbox.id)).scalars():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -31,38 +31,78 @@ class SampleMail:
 
 
 SAMPLES: tuple[SampleMail, ...] = (
-    SampleMail("fe-credito", "studio.bianchi@commercialisti.example", "Studio Bianchi",
-               "CF RSSMRA85T10A562S - Artigiani - avviso bonario n. 123/2026 chiarimenti",
-               "Buongiorno,\nper il mio assistito chiedo chiarimenti sull'avviso bonario ricevuto.\n"
-               "Cordiali saluti\nDott. Luca Bianchi"),
-    SampleMail("fe-anagrafica", "famiglia.verdi@posta.example", "Giovanna Verdi",
-               "Lavoratori domestici - VRDGNN60A41D548X Verdi Giovanna - estratto conto contributi colf",
-               "Buongiorno,\nvorrei ricevere l'estratto dei contributi versati per la mia colf.\nGrazie"),
-    SampleMail("fe-credito", "mario.neri@posta.example", "Mario Neri",
-               "Richiesta rimborso contributi",
-               "Buongiorno,\nchiedo il rimborso dei contributi versati in eccesso nel 2025.\nMario Neri"),
-    SampleMail("fe-credito", "ditta.gialli@imprese.example", "Ditta Gialli srl",
-               "Domanda di dilazione avviso di addebito",
-               "Con la presente si chiede la rateizzazione dell'avviso di addebito ricevuto."),
-    SampleMail("fe-dismessa", "a.rossi@posta.example", "Anna Rossi",
-               "Informazioni posizione contributiva",
-               "Buongiorno, vorrei informazioni sulla mia posizione."),
-    SampleMail("fe-direzione", "c.ferrari@commercialisti.example", "Carlo Ferrari",
-               "Quesito normativo sgravi contributivi",
-               "Chiedo un parere sull'applicazione degli sgravi per le nuove assunzioni."),
-    SampleMail("fe-direzione", "info@odcec-fe.example", "ODCEC Ferrara",
-               "Quesito normativo - Gestione separata - aliquote 2026 professionisti",
-               "Gli iscritti chiedono chiarimenti sulle aliquote della gestione separata per il 2026."),
-    SampleMail("er-lavoro-occasionale", "lavoro.occasionale.bologna@inps.example", "Sede di Bologna",
-               "Libretto Famiglia - abbinamento F24 non riuscito - prestatore RSSMRA85T10A562S",
-               "Segnaliamo un versamento F24 per il Libretto Famiglia non abbinato al portafoglio."),
-    SampleMail("fe-credito", "studio.bianchi@commercialisti.example", "Studio Bianchi",
-               "Risposta automatica: fuori sede",
-               "Sarò fuori ufficio fino al 30 novembre.",
-               (("Auto-Submitted", "auto-replied"),)),
-    SampleMail("fe-durc", "impresa.blu@imprese.example", "Impresa Blu spa",
-               "Aziende con dipendenti - DURC irregolare - preavviso di accertamento matricola 1234567890",
-               "Abbiamo ricevuto il preavviso di DURC irregolare: alleghiamo le quietanze F24."),
+    SampleMail(
+        "fe-credito",
+        "studio.bianchi@commercialisti.example",
+        "Studio Bianchi",
+        "CF RSSMRA85T10A562S - Artigiani - avviso bonario n. 123/2026 chiarimenti",
+        "Buongiorno,\nper il mio assistito chiedo chiarimenti sull'avviso bonario ricevuto.\n"
+        "Cordiali saluti\nDott. Luca Bianchi",
+    ),
+    SampleMail(
+        "fe-anagrafica",
+        "famiglia.verdi@posta.example",
+        "Giovanna Verdi",
+        "Lavoratori domestici - VRDGNN60A41D548X Verdi Giovanna - estratto conto contributi colf",
+        "Buongiorno,\nvorrei ricevere l'estratto dei contributi versati per la mia colf.\nGrazie",
+    ),
+    SampleMail(
+        "fe-credito",
+        "mario.neri@posta.example",
+        "Mario Neri",
+        "Richiesta rimborso contributi",
+        "Buongiorno,\nchiedo il rimborso dei contributi versati in eccesso nel 2025.\nMario Neri",
+    ),
+    SampleMail(
+        "fe-credito",
+        "ditta.gialli@imprese.example",
+        "Ditta Gialli srl",
+        "Domanda di dilazione avviso di addebito",
+        "Con la presente si chiede la rateizzazione dell'avviso di addebito ricevuto.",
+    ),
+    SampleMail(
+        "fe-dismessa",
+        "a.rossi@posta.example",
+        "Anna Rossi",
+        "Informazioni posizione contributiva",
+        "Buongiorno, vorrei informazioni sulla mia posizione.",
+    ),
+    SampleMail(
+        "fe-direzione",
+        "c.ferrari@commercialisti.example",
+        "Carlo Ferrari",
+        "Quesito normativo sgravi contributivi",
+        "Chiedo un parere sull'applicazione degli sgravi per le nuove assunzioni.",
+    ),
+    SampleMail(
+        "fe-direzione",
+        "info@odcec-fe.example",
+        "ODCEC Ferrara",
+        "Quesito normativo - Gestione separata - aliquote 2026 professionisti",
+        "Gli iscritti chiedono chiarimenti sulle aliquote della gestione separata per il 2026.",
+    ),
+    SampleMail(
+        "er-lavoro-occasionale",
+        "lavoro.occasionale.bologna@inps.example",
+        "Sede di Bologna",
+        "Libretto Famiglia - abbinamento F24 non riuscito - prestatore RSSMRA85T10A562S",
+        "Segnaliamo un versamento F24 per il Libretto Famiglia non abbinato al portafoglio.",
+    ),
+    SampleMail(
+        "fe-credito",
+        "studio.bianchi@commercialisti.example",
+        "Studio Bianchi",
+        "Risposta automatica: fuori sede",
+        "Sarò fuori ufficio fino al 30 novembre.",
+        (("Auto-Submitted", "auto-replied"),),
+    ),
+    SampleMail(
+        "fe-durc",
+        "impresa.blu@imprese.example",
+        "Impresa Blu spa",
+        "Aziende con dipendenti - DURC irregolare - preavviso di accertamento matricola 1234567890",
+        "Abbiamo ricevuto il preavviso di DURC irregolare: alleghiamo le quietanze F24.",
+    ),
 )
 
 

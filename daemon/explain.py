@@ -32,9 +32,13 @@ def render_explanation(result: dict[str, Any]) -> str:
     add("")
     add("PEC")
     add(f"  tipo: {result.get('pec_kind')}   verificata: {_yes(result.get('pec_verified'))}")
-    for key, label in (("pec_receipt_type", "ricevuta"), ("pec_identificativo", "identificativo"),
-                       ("pec_mittente", "mittente certificato"), ("pec_data", "data certificata"),
-                       ("pec_failure", "verifica non riuscita")):
+    for key, label in (
+        ("pec_receipt_type", "ricevuta"),
+        ("pec_identificativo", "identificativo"),
+        ("pec_mittente", "mittente certificato"),
+        ("pec_data", "data certificata"),
+        ("pec_failure", "verifica non riuscita"),
+    ):
         if result.get(key):
             add(f"  {label}: {result[key]}")
     add("")
@@ -48,10 +52,14 @@ def render_explanation(result: dict[str, Any]) -> str:
         gestione = f"incerta tra {', '.join(result['gestione_candidates'])}"
     add(f"  gestione: {gestione}")
     add(f"  argomento: {result.get('argomento') or '-'}   unità: {result.get('unita') or '-'}")
-    add(f"  istanza: {_yes(result.get('istanza'))}   domanda telematizzata: {_yes(result.get('telematizzata'))}"
-        + (f" ({result['servizio_online']})" if result.get("servizio_online") else ""))
-    add(f"  sollecito: {_yes(result.get('sollecito'))}   pratica citata: {result.get('ticket_ref') or '-'}"
-        f"   risposta a pratica: {result.get('reply_to_ticket') or '-'}")
+    add(
+        f"  istanza: {_yes(result.get('istanza'))}   domanda telematizzata: {_yes(result.get('telematizzata'))}"
+        + (f" ({result['servizio_online']})" if result.get("servizio_online") else "")
+    )
+    add(
+        f"  sollecito: {_yes(result.get('sollecito'))}   pratica citata: {result.get('ticket_ref') or '-'}"
+        f"   risposta a pratica: {result.get('reply_to_ticket') or '-'}"
+    )
     evidence = result.get("evidence") or []
     if evidence:
         add("  perché:")

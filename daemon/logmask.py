@@ -16,6 +16,7 @@ _PIVA = re.compile(r"\b\d{11}\b")
 
 def mask(text: str) -> str:
     """`RSSMRA85T10A562S` -> `RS************2S`; 11-digit numbers -> `12*******01`."""
+
     def _cf(m: re.Match[str]) -> str:
         whole = re.sub(r"[\s.]", "", "".join(m.groups()))
         return whole[:2] + "*" * 12 + whole[-2:]

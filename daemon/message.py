@@ -115,7 +115,7 @@ def _safe_header(msg: Message, name: str) -> str | None:
 
 def _all_headers(msg: Message) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
-    for key in msg.keys():
+    for key in msg:
         lk = key.lower()
         if lk in out:
             continue
@@ -138,9 +138,7 @@ def _first_address(value: str | None) -> tuple[str, str]:
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
-    return tuple(
-        dict.fromkeys(a.strip().lower() for _, a in getaddresses(values) if a and "@" in a)
-    )
+    return tuple(dict.fromkeys(a.strip().lower() for _, a in getaddresses(values) if a and "@" in a))
 
 
 def _decode_part(part: Message) -> str:

@@ -137,16 +137,12 @@ class Pipeline:
             if found:
                 return found
         return session.execute(
-            select(InboundMessage).where(
-                InboundMessage.mailbox == item.mailbox_id, InboundMessage.raw_sha256 == digest
-            )
+            select(InboundMessage).where(InboundMessage.mailbox == item.mailbox_id, InboundMessage.raw_sha256 == digest)
         ).scalar_one_or_none()
 
     def _same_message_id(self, session: Session, message_id: str) -> list[InboundMessage]:
         return list(
-            session.execute(
-                select(InboundMessage).where(InboundMessage.message_id == message_id).limit(20)
-            ).scalars()
+            session.execute(select(InboundMessage).where(InboundMessage.message_id == message_id).limit(20)).scalars()
         )
 
     def _process_one(self, session: Session, item: InboundItem) -> tuple[Outcome, bool]:
@@ -170,7 +166,9 @@ class Pipeline:
                 return _as_outcome(same_box[0], duplicate=True), False
             with_ticket = [e for e in earlier if e.ticket_id]
             if with_ticket:
-                return self._record_copy(session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0]), False
+                return self._record_copy(
+                    session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0]
+                ), False
 
         inbound = InboundMessage(
             mailbox=item.mailbox_id,
@@ -206,15 +204,26 @@ class Pipeline:
         mailed = handler(session, mailbox, inbound, analysis, received_at, now)
         log.info(
             "casella=%s uid=%s esito=%s motivo=%s regola=%s pratica=%s",
-            item.mailbox_id, item.uid, inbound.outcome, inbound.reason,
-            inbound.rule_id, inbound.ticket_id,
+            item.mailbox_id,
+            item.uid,
+            inbound.outcome,
+            inbound.reason,
+            inbound.rule_id,
+            inbound.ticket_id,
         )
         return _as_outcome(inbound), mailed
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _open(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-              received_at: datetime, now: datetime) -> bool:
+    def _open(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         d = analysis.decision
         msg = analysis.effective or analysis.envelope
         assert msg is not None
@@ -242,27 +251,56 @@ class Pipeline:
         session.flush()
         inbound.outcome = "opened"
         inbound.ticket_id = ticket.id
-        add_message(session, ticket.id, direction="in", at=received_at, author=analysis.requester,
-                    subject=msg.subject, body=msg.text_body[:_BODY_LIMIT],
-                    message_id=msg.message_id, inbound_id=inbound.id)
+        add_message(
+            session,
+            ticket.id,
+            direction="in",
+            at=received_at,
+            author=analysis.requester,
+            subject=msg.subject,
+            body=msg.text_body[:_BODY_LIMIT],
+            message_id=msg.message_id,
+            inbound_id=inbound.id,
+        )
         if analysis.envelope is not None and analysis.envelope is not msg and analysis.envelope.message_id:
             # Replies may quote the PEC envelope's id rather than the inner message's.
-            add_message(session, ticket.id, direction="note", at=received_at, author="sistema",
-                        subject="busta PEC", body="", message_id=analysis.envelope.message_id,
-                        inbound_id=inbound.id)
+            add_message(
+                session,
+                ticket.id,
+                direction="note",
+                at=received_at,
+                author="sistema",
+                subject="busta PEC",
+                body="",
+                message_id=analysis.envelope.message_id,
+                inbound_id=inbound.id,
+            )
         for hook in opened_hooks:
             hook(session, ticket, analysis, now)
         if analysis.suppress_ack or self._ack_budget_exhausted(session, analysis.requester, now):
-            add_event(session, ticket.id, "conferma_non_inviata", actor="sistema", at=now,
-                      note="il mittente non riceve risposte automatiche (limite o richiesta)")
+            add_event(
+                session,
+                ticket.id,
+                "conferma_non_inviata",
+                actor="sistema",
+                at=now,
+                note="il mittente non riceve risposte automatiche (limite o richiesta)",
+            )
             return False
         templates = d.templates or (ACK_TEMPLATE,)
         for template in templates:
             self._send(session, mailbox, inbound, analysis, template, ticket, now)
         return True
 
-    def _append(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-                received_at: datetime, now: datetime) -> bool:
+    def _append(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         d = analysis.decision
         msg = analysis.effective or analysis.envelope
         assert msg is not None
@@ -272,24 +310,47 @@ class Pipeline:
             return self._open(session, mailbox, inbound, analysis, received_at, now)
         inbound.outcome = "appended"
         inbound.ticket_id = ticket.id
-        add_message(session, ticket.id, direction="in", at=received_at, author=analysis.requester,
-                    subject=msg.subject, body=msg.text_body[:_BODY_LIMIT],
-                    message_id=msg.message_id, inbound_id=inbound.id)
+        add_message(
+            session,
+            ticket.id,
+            direction="in",
+            at=received_at,
+            author=analysis.requester,
+            subject=msg.subject,
+            body=msg.text_body[:_BODY_LIMIT],
+            message_id=msg.message_id,
+            inbound_id=inbound.id,
+        )
         kind = "sollecito" if getattr(analysis.classification, "sollecito", False) else "messaggio"
-        add_event(session, ticket.id, kind, actor=analysis.requester, at=now,
-                  note=f"da {mailbox.id}", data={"inbound_id": inbound.id})
+        add_event(
+            session,
+            ticket.id,
+            kind,
+            actor=analysis.requester,
+            at=now,
+            note=f"da {mailbox.id}",
+            data={"inbound_id": inbound.id},
+        )
         ticket.updated_at = now
         if ticket.state in ("in_attesa", "chiusa") and analysis.requester == ticket.requester:
-            change_state(session, ticket, "aperta", actor=analysis.requester, at=now,
-                         note="nuovo messaggio del richiedente")
+            change_state(
+                session, ticket, "aperta", actor=analysis.requester, at=now, note="nuovo messaggio del richiedente"
+            )
         mailed = False
         for template in d.templates:
             self._send(session, mailbox, inbound, analysis, template, ticket, now)
             mailed = True
         return mailed
 
-    def _reject(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-                received_at: datetime, now: datetime) -> bool:
+    def _reject(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         inbound.outcome = "rejected"
         if analysis.automatic or not analysis.requester:
             inbound.detail = "nessuna risposta: mittente automatico o assente"
@@ -301,54 +362,118 @@ class Pipeline:
             self._send(session, mailbox, inbound, analysis, template, None, now)
         return bool(analysis.decision.templates)
 
-    def _ignore(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-                received_at: datetime, now: datetime) -> bool:
+    def _ignore(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         inbound.outcome = "ignored"
         if analysis.decision.target_ticket and session.get(Ticket, analysis.decision.target_ticket):
             # e.g. a PEC receipt filed on the ticket it refers to
             inbound.ticket_id = analysis.decision.target_ticket
-            add_event(session, analysis.decision.target_ticket, analysis.decision.reason or "archiviato",
-                      actor="sistema", at=now, data={"inbound_id": inbound.id})
+            add_event(
+                session,
+                analysis.decision.target_ticket,
+                analysis.decision.reason or "archiviato",
+                actor="sistema",
+                at=now,
+                data={"inbound_id": inbound.id},
+            )
         return False
 
-    def _forward(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-                 received_at: datetime, now: datetime) -> bool:
+    def _forward(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         inbound.outcome = "forwarded"
         d = analysis.decision
         if not d.forward_to:
             return False
         ctx = self._context(mailbox, analysis, None, now)
-        enqueue_email(session, self.config, self.renderer, EmailRequest(
-            mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx,
-            inbound_id=inbound.id), now=now)
+        enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx, inbound_id=inbound.id
+            ),
+            now=now,
+        )
         return True
 
-    def _quarantine(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-                    received_at: datetime, now: datetime) -> bool:
+    def _quarantine(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
         inbound.outcome = "quarantined"
         inbound.reason = inbound.reason or (analysis.failure.reason if analysis.failure else "quarantena")
         inbound.detail = analysis.failure.detail if analysis.failure else None
-        session.add(Alert(at=now, kind="quarantena", mailbox=mailbox.id, inbound_id=inbound.id,
-                          note=f"messaggio in quarantena ({inbound.reason}); copia esatta in {inbound.archive_ref}"))
+        session.add(
+            Alert(
+                at=now,
+                kind="quarantena",
+                mailbox=mailbox.id,
+                inbound_id=inbound.id,
+                note=f"messaggio in quarantena ({inbound.reason}); copia esatta in {inbound.archive_ref}",
+            )
+        )
         return False
 
-    def _record_copy(self, session: Session, item: InboundItem, analysis: Analysis, digest: str,
-                     archive_ref: str, received_at: datetime, now: datetime,
-                     earlier: InboundMessage) -> Outcome:
+    def _record_copy(
+        self,
+        session: Session,
+        item: InboundItem,
+        analysis: Analysis,
+        digest: str,
+        archive_ref: str,
+        received_at: datetime,
+        now: datetime,
+        earlier: InboundMessage,
+    ) -> Outcome:
         msg = analysis.effective or analysis.envelope
         inbound = InboundMessage(
-            mailbox=item.mailbox_id, source=item.source, uidvalidity=item.uidvalidity, uid=item.uid,
-            message_id=msg.message_id if msg else None, raw_sha256=digest, archive_ref=archive_ref,
-            size=item.size or len(item.raw), sender=analysis.requester,
-            subject=(msg.subject if msg else "")[:2000], received_at=received_at, processed_at=now,
-            outcome="appended", reason="copia", ticket_id=earlier.ticket_id,
+            mailbox=item.mailbox_id,
+            source=item.source,
+            uidvalidity=item.uidvalidity,
+            uid=item.uid,
+            message_id=msg.message_id if msg else None,
+            raw_sha256=digest,
+            archive_ref=archive_ref,
+            size=item.size or len(item.raw),
+            sender=analysis.requester,
+            subject=(msg.subject if msg else "")[:2000],
+            received_at=received_at,
+            processed_at=now,
+            outcome="appended",
+            reason="copia",
+            ticket_id=earlier.ticket_id,
             detail=f"stesso messaggio già ricevuto su {earlier.mailbox}",
         )
         session.add(inbound)
         session.flush()
         assert earlier.ticket_id is not None
-        add_event(session, earlier.ticket_id, "copia_ricevuta", actor="sistema", at=now,
-                  note=f"lo stesso messaggio è arrivato anche su {item.mailbox_id}")
+        add_event(
+            session,
+            earlier.ticket_id,
+            "copia_ricevuta",
+            actor="sistema",
+            at=now,
+            note=f"lo stesso messaggio è arrivato anche su {item.mailbox_id}",
+        )
         return _as_outcome(inbound)
 
     def _record_internal_error(self, session: Session, item: InboundItem, exc: Exception) -> tuple[Outcome, bool]:
@@ -359,15 +484,31 @@ class Pipeline:
             return _as_outcome(existing, duplicate=True), False
         ref = self.archive.store(item.raw, digest)
         inbound = InboundMessage(
-            mailbox=item.mailbox_id, source=item.source, uidvalidity=item.uidvalidity, uid=item.uid,
-            message_id=None, raw_sha256=digest, archive_ref=ref, size=len(item.raw),
-            received_at=item.received_at or now, processed_at=now, outcome="quarantined",
-            reason="errore_interno", detail=type(exc).__name__,
+            mailbox=item.mailbox_id,
+            source=item.source,
+            uidvalidity=item.uidvalidity,
+            uid=item.uid,
+            message_id=None,
+            raw_sha256=digest,
+            archive_ref=ref,
+            size=len(item.raw),
+            received_at=item.received_at or now,
+            processed_at=now,
+            outcome="quarantined",
+            reason="errore_interno",
+            detail=type(exc).__name__,
         )
         session.add(inbound)
         session.flush()
-        session.add(Alert(at=now, kind="errore_interno", mailbox=item.mailbox_id, inbound_id=inbound.id,
-                          note=f"errore interno ({type(exc).__name__}); messaggio in quarantena, copia in {ref}"))
+        session.add(
+            Alert(
+                at=now,
+                kind="errore_interno",
+                mailbox=item.mailbox_id,
+                inbound_id=inbound.id,
+                note=f"errore interno ({type(exc).__name__}); messaggio in quarantena, copia in {ref}",
+            )
+        )
         return _as_outcome(inbound), False
 
     # -- helpers ------------------------------------------------------------------------------
@@ -376,7 +517,9 @@ class Pipeline:
         if not requester:
             return True
         count = session.execute(
-            select(func.count()).select_from(InboundMessage).where(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
                 InboundMessage.sender == requester,
                 InboundMessage.processed_at >= now - timedelta(days=1),
             )
@@ -384,8 +527,7 @@ class Pipeline:
         # the current message is already counted
         return int(count) > self.config.outbound.max_acks_per_sender_per_day
 
-    def _context(self, mailbox: Mailbox, analysis: Analysis, ticket: Ticket | None,
-                 now: datetime) -> dict[str, Any]:
+    def _context(self, mailbox: Mailbox, analysis: Analysis, ticket: Ticket | None, now: datetime) -> dict[str, Any]:
         msg = analysis.effective or analysis.envelope
         office = self.config.office(mailbox.office)
         return {
@@ -396,11 +538,14 @@ class Pipeline:
                 "data_ricezione": analysis.signed_at or now,
                 "message_id": msg.message_id if msg else None,
             },
-            "casella": {"id": mailbox.id, "indirizzo": mailbox.address, "nome": mailbox.name,
-                        "tipo": mailbox.kind},
+            "casella": {"id": mailbox.id, "indirizzo": mailbox.address, "nome": mailbox.name, "tipo": mailbox.kind},
             "ufficio": {"id": office.id, "nome": office.name},
-            "ticket": None if ticket is None else {
-                "id": ticket.id, "scadenza": ticket.due_at, "coda": ticket.queue,
+            "ticket": None
+            if ticket is None
+            else {
+                "id": ticket.id,
+                "scadenza": ticket.due_at,
+                "coda": ticket.queue,
             },
             "motivo": analysis.decision.reason,
             "classificazione": analysis.classification.to_dict() if analysis.classification is not None else {},
@@ -408,32 +553,70 @@ class Pipeline:
             "giorni_risposta": self.config.instance.answer_working_days,
         }
 
-    def _send(self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis,
-              template: str, ticket: Ticket | None, now: datetime) -> None:
+    def _send(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        template: str,
+        ticket: Ticket | None,
+        now: datetime,
+    ) -> None:
         msg = analysis.effective or analysis.envelope
         ctx = self._context(mailbox, analysis, ticket, now)
         ctx["messaggio"]["data_ricezione"] = inbound.received_at
-        row = enqueue_email(session, self.config, self.renderer, EmailRequest(
-            mailbox_id=mailbox.id,
-            to=(analysis.requester,),
-            template=template,
-            context=ctx,
-            ticket_id=ticket.id if ticket else None,
-            inbound_id=inbound.id,
-            in_reply_to=msg.message_id if msg else None,
-            references=tuple((msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())),
-        ), now=now)
+        row = enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id,
+                to=(analysis.requester,),
+                template=template,
+                context=ctx,
+                ticket_id=ticket.id if ticket else None,
+                inbound_id=inbound.id,
+                in_reply_to=msg.message_id if msg else None,
+                references=tuple(
+                    (msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())
+                ),
+            ),
+            now=now,
+        )
         if ticket is not None:
             session.flush()
-            add_message(session, ticket.id, direction="out", at=now, author=mailbox.address,
-                        subject=row.subject, body="", message_id=row.message_id, outbox_id=row.id)
-            add_event(session, ticket.id, "email_in_uscita", actor="sistema", at=now,
-                      note=f"{template} a {mask(analysis.requester)}", data={"outbox_id": row.id})
+            add_message(
+                session,
+                ticket.id,
+                direction="out",
+                at=now,
+                author=mailbox.address,
+                subject=row.subject,
+                body="",
+                message_id=row.message_id,
+                outbox_id=row.id,
+            )
+            add_event(
+                session,
+                ticket.id,
+                "email_in_uscita",
+                actor="sistema",
+                at=now,
+                note=f"{template} a {mask(analysis.requester)}",
+                data={"outbox_id": row.id},
+            )
 
 
 def _as_outcome(row: InboundMessage, duplicate: bool = False) -> Outcome:
-    return Outcome(inbound_id=row.id, outcome=row.outcome, reason=row.reason, ticket_id=row.ticket_id,
-                   rule_id=row.rule_id, duplicate=duplicate)
+    return Outcome(
+        inbound_id=row.id,
+        outcome=row.outcome,
+        reason=row.reason,
+        ticket_id=row.ticket_id,
+        rule_id=row.rule_id,
+        duplicate=duplicate,
+    )
 
 
 def _json_safe(value: Any) -> Any:

@@ -12,7 +12,6 @@ from pathlib import Path
 from daemon.analysis import Lookups
 from daemon.config import Config
 from daemon.pipeline import InboundItem, Outcome, Pipeline
-
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_session_factory
 
@@ -49,8 +48,13 @@ class Service:
         self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules)
         self.outbox_wake = threading.Event()
         self.pipeline = Pipeline(
-            config, self.session_factory, self.archive, self.renderer, self.analyser,
-            clock=clock, on_outbox=self.outbox_wake.set,
+            config,
+            self.session_factory,
+            self.archive,
+            self.renderer,
+            self.analyser,
+            clock=clock,
+            on_outbox=self.outbox_wake.set,
         )
         self._install_sla_hooks()
 
@@ -70,9 +74,13 @@ class Service:
         def handle(batch: Sequence[object]) -> None:
             items = [
                 InboundItem(
-                    raw=m.raw, mailbox_id=mailbox_id, source="imap",  # type: ignore[attr-defined]
-                    uidvalidity=m.uidvalidity, uid=m.uid,  # type: ignore[attr-defined]
-                    received_at=m.internaldate, oversized=m.oversized,  # type: ignore[attr-defined]
+                    raw=m.raw,
+                    mailbox_id=mailbox_id,
+                    source="imap",  # type: ignore[attr-defined]
+                    uidvalidity=m.uidvalidity,
+                    uid=m.uid,  # type: ignore[attr-defined]
+                    received_at=m.internaldate,
+                    oversized=m.oversized,  # type: ignore[attr-defined]
                     size=m.size,  # type: ignore[attr-defined]
                 )
                 for m in batch
@@ -100,14 +108,15 @@ class Service:
 
         threads: list[threading.Thread] = []
         sender = OutboxSender(self.session_factory, self.config, clock=self.clock)
-        threads.append(threading.Thread(target=sender.run, args=(stop, self.outbox_wake),
-                                        name="outbox", daemon=True))
+        threads.append(threading.Thread(target=sender.run, args=(stop, self.outbox_wake), name="outbox", daemon=True))
         self.workers = []
         for mailbox in self.config.mailboxes:
             if mailbox.imap is None:
                 continue
             worker = ImapWorker(
-                mailbox, self.imap_handler(mailbox.id), stop,
+                mailbox,
+                self.imap_handler(mailbox.id),
+                stop,
                 max_message_bytes=self.config.intake.max_message_bytes,
                 reconnect_min=self.config.intake.reconnect_min_seconds,
                 reconnect_max=self.config.intake.reconnect_max_seconds,

@@ -152,9 +152,7 @@ def add_event(
     return event
 
 
-def change_state(
-    session: Session, ticket: Ticket, new_state: str, *, actor: str, at: datetime, note: str = ""
-) -> None:
+def change_state(session: Session, ticket: Ticket, new_state: str, *, actor: str, at: datetime, note: str = "") -> None:
     if new_state not in TICKET_STATES:
         raise ValueError(f"stato sconosciuto: {new_state}")
     old = ticket.state

@@ -48,7 +48,7 @@ class RawArchive:
     def load(self, ref: str) -> bytes:
         if not ref.startswith(PREFIX):
             raise ArchiveError(f"riferimento d'archivio non valido: {ref}")
-        digest = ref[len(PREFIX):]
+        digest = ref[len(PREFIX) :]
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ArchiveError(f"riferimento d'archivio non valido: {ref}")
         data = self._path(digest).read_bytes()

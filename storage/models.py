@@ -126,12 +126,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None]
     close_outcome: Mapped[str | None] = mapped_column(String(64))
 
-    messages: Mapped[list[TicketMessage]] = relationship(
-        back_populates="ticket", order_by="TicketMessage.id"
-    )
-    events: Mapped[list[TicketEvent]] = relationship(
-        back_populates="ticket", order_by="TicketEvent.id"
-    )
+    messages: Mapped[list[TicketMessage]] = relationship(back_populates="ticket", order_by="TicketMessage.id")
+    events: Mapped[list[TicketEvent]] = relationship(back_populates="ticket", order_by="TicketEvent.id")
 
 
 class TicketMessage(Base):

@@ -153,8 +153,14 @@ def ingest(
     service = get_service(config)
     outcomes = service.ingest(items)
     rows = [
-        {"file": str(f), "outcome": o.outcome, "reason": o.reason, "ticket_id": o.ticket_id,
-         "rule": o.rule_id, "duplicate": o.duplicate}
+        {
+            "file": str(f),
+            "outcome": o.outcome,
+            "reason": o.reason,
+            "ticket_id": o.ticket_id,
+            "rule": o.rule_id,
+            "duplicate": o.duplicate,
+        }
         for f, o in zip(files, outcomes, strict=True)
     ]
     if as_json:
@@ -214,11 +220,28 @@ def tickets_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("pratica", "stato", "casella", "coda", "richiedente", "oggetto", "ricevuta", "scadenza",
-                  title=f"Pratiche ({len(rows)})")
+    table = Table(
+        "pratica",
+        "stato",
+        "casella",
+        "coda",
+        "richiedente",
+        "oggetto",
+        "ricevuta",
+        "scadenza",
+        title=f"Pratiche ({len(rows)})",
+    )
     for r in rows:
-        table.add_row(r["id"], r["state"], r["mailbox"], r["queue"] or "", r["requester"],
-                      (r["subject"] or "")[:50], (r["received_at"] or "")[:16], (r["due_at"] or "-")[:10])
+        table.add_row(
+            r["id"],
+            r["state"],
+            r["mailbox"],
+            r["queue"] or "",
+            r["requester"],
+            (r["subject"] or "")[:50],
+            (r["received_at"] or "")[:16],
+            (r["due_at"] or "-")[:10],
+        )
     out.print(table)
 
 
@@ -236,7 +259,17 @@ def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
         _print_json(data)
         return
     out.print(f"[bold]{data['id']}[/] — {data['subject']}", highlight=False)
-    for key in ("state", "mailbox", "queue", "assignee", "requester", "codici_fiscali", "received_at", "due_at", "closed_at"):
+    for key in (
+        "state",
+        "mailbox",
+        "queue",
+        "assignee",
+        "requester",
+        "codici_fiscali",
+        "received_at",
+        "due_at",
+        "closed_at",
+    ):
         out.print(f"  {key}: {data[key]}", highlight=False, markup=False)
     table = Table("quando", "verso", "autore", "oggetto", title="Messaggi")
     for m in data["messages"]:
@@ -267,13 +300,17 @@ def outbox_list(
         return
     table = Table("id", "a", "oggetto", "modello", "stato", "tentativi", title=f"Email in uscita ({len(rows)})")
     for r in rows:
-        table.add_row(str(r["id"]), ", ".join(r["to"]), r["subject"][:60], r["template"], r["status"], str(r["attempts"]))
+        table.add_row(
+            str(r["id"]), ", ".join(r["to"]), r["subject"][:60], r["template"], r["status"], str(r["attempts"])
+        )
     out.print(table)
 
 
 @inbound_app.command("list")
 def inbound_list(
-    outcome: Annotated[str | None, typer.Option("--outcome", help="opened, appended, rejected, ignored, quarantined")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="opened, appended, rejected, ignored, quarantined")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit")] = 200,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -288,16 +325,28 @@ def inbound_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "casella", "mittente", "oggetto", "esito", "motivo", "pratica", title=f"Messaggi ricevuti ({len(rows)})")
+    table = Table(
+        "id", "casella", "mittente", "oggetto", "esito", "motivo", "pratica", title=f"Messaggi ricevuti ({len(rows)})"
+    )
     for r in rows:
-        table.add_row(str(r["id"]), r["mailbox"], r["sender"], (r["subject"] or "")[:40], r["outcome"], r["reason"] or "", r["ticket_id"] or "")
+        table.add_row(
+            str(r["id"]),
+            r["mailbox"],
+            r["sender"],
+            (r["subject"] or "")[:40],
+            r["outcome"],
+            r["reason"] or "",
+            r["ticket_id"] or "",
+        )
     out.print(table)
 
 
 @app.command()
 def demo(
     config: ConfigOpt = None,
-    workdir: Annotated[Path, typer.Option("--workdir", help="Cartella dei dati della dimostrazione.")] = Path("var/demo"),
+    workdir: Annotated[Path, typer.Option("--workdir", help="Cartella dei dati della dimostrazione.")] = Path(
+        "var/demo"
+    ),
     timeout: Annotated[float, typer.Option("--timeout", help="Secondi massimi di attesa.")] = 60.0,
 ) -> None:
     """Dimostrazione completa: server IMAP e SMTP locali, posta di esempio, elaborazione, risultati."""
@@ -315,3 +364,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,8 +49,7 @@ def ticket_detail(t: Ticket) -> dict[str, Any]:
         for m in t.messages
     ]
     out["events"] = [
-        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "note": e.note, "data": e.data}
-        for e in t.events
+        {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "note": e.note, "data": e.data} for e in t.events
     ]
     return out
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.analysis import Analysis, Lookups
+from daemon.analysis import Analysis, Lookups, SystemDecision
 from daemon.autoreply import automatic_reason
 from daemon.config import Config, Mailbox
-from daemon.analysis import SystemDecision
 from daemon.message import UnparseableMessage, parse_message
 from daemon.outbound.templates import TemplateRenderer
 from daemon.pipeline import InboundItem, Pipeline
@@ -33,8 +32,9 @@ def minimal_analyser(config: Config):
             msg = parse_message(raw)
         except UnparseableMessage as exc:
             return Analysis(mailbox.id, SystemDecision("quarantine", exc.reason), None, None, failure=exc)
-        auto = automatic_reason(msg, message_id_domain=config.instance.message_id_domain,
-                                own_addresses=config.own_addresses)
+        auto = automatic_reason(
+            msg, message_id_domain=config.instance.message_id_domain, own_addresses=config.own_addresses
+        )
         if auto:
             return Analysis(mailbox.id, SystemDecision("ignore", auto), msg, msg, automatic=auto)
         return Analysis(mailbox.id, SystemDecision("open_ticket", None, queue="generale"), msg, msg)
@@ -47,8 +47,14 @@ def pipeline(shipped_config: Config, tmp_path: Path):
     engine = make_engine(shipped_config.database_url)
     init_db(engine)
     factory = make_session_factory(engine)
-    p = Pipeline(shipped_config, factory, RawArchive(tmp_path / "archive"),
-                 TemplateRenderer(ROOT / "templates"), minimal_analyser(shipped_config), clock=lambda: NOW)
+    p = Pipeline(
+        shipped_config,
+        factory,
+        RawArchive(tmp_path / "archive"),
+        TemplateRenderer(ROOT / "templates"),
+        minimal_analyser(shipped_config),
+        clock=lambda: NOW,
+    )
     yield p
     engine.dispose()
 
@@ -128,10 +134,21 @@ def test_batch_records_each_message_even_when_one_breaks_the_analyser(shipped_co
             raise RuntimeError("bug")
         return base(raw, mailbox, lookups)
 
-    p = Pipeline(shipped_config, make_session_factory(engine), RawArchive(tmp_path / "a"),
-                 TemplateRenderer(ROOT / "templates"), flaky, clock=lambda: NOW)
-    outcomes = p.process_batch([InboundItem(mail(1), "fe-credito"), InboundItem(mail(2, "BOOM"), "fe-credito"),
-                                InboundItem(mail(3), "fe-credito")])
+    p = Pipeline(
+        shipped_config,
+        make_session_factory(engine),
+        RawArchive(tmp_path / "a"),
+        TemplateRenderer(ROOT / "templates"),
+        flaky,
+        clock=lambda: NOW,
+    )
+    outcomes = p.process_batch(
+        [
+            InboundItem(mail(1), "fe-credito"),
+            InboundItem(mail(2, "BOOM"), "fe-credito"),
+            InboundItem(mail(3), "fe-credito"),
+        ]
+    )
     assert [o.outcome for o in outcomes] == ["opened", "quarantined", "opened"]
     assert outcomes[1].reason == "errore_interno"
     assert [o.ticket_id for o in outcomes if o.ticket_id] == ["FE-2026-000001", "FE-2026-000002"]
