@@ -43,7 +43,7 @@ SAMPLES: tuple[SampleMail, ...] = (
         "fe-anagrafica",
         "famiglia.verdi@posta.example",
         "Giovanna Verdi",
-        "Lavoratori domestici - VRDGNN60A41D548X Verdi Giovanna - estratto conto contributi colf",
+        "Lavoratori domestici - VRDGNN60A41D548C Verdi Giovanna - estratto conto contributi colf",
         "Buongiorno,\nvorrei ricevere l'estratto dei contributi versati per la mia colf.\nGrazie",
     ),
     SampleMail(

@@ -38,6 +38,10 @@ Analyser = Callable[[bytes, Mailbox, Lookups], Analysis]
 opened_hooks: list[Callable[[Session, Ticket, Analysis, datetime], None]] = []
 
 ACK_TEMPLATE = "conferma_ricezione"
+PEC_FAILURE_TEMPLATE = "avviso_pec_non_consegnata"
+PEC_FAILURE_RECEIPTS = frozenset(
+    {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
+)
 _BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
 
 
@@ -372,18 +376,84 @@ class Pipeline:
         now: datetime,
     ) -> bool:
         inbound.outcome = "ignored"
-        if analysis.decision.target_ticket and session.get(Ticket, analysis.decision.target_ticket):
-            # e.g. a PEC receipt filed on the ticket it refers to
-            inbound.ticket_id = analysis.decision.target_ticket
-            add_event(
-                session,
-                analysis.decision.target_ticket,
-                analysis.decision.reason or "archiviato",
-                actor="sistema",
-                at=now,
-                data={"inbound_id": inbound.id},
+        ticket = session.get(Ticket, analysis.decision.target_ticket) if analysis.decision.target_ticket else None
+        if ticket is None:
+            return False
+        # e.g. a PEC receipt filed on the ticket it refers to, as proof of acceptance and delivery
+        inbound.ticket_id = ticket.id
+        pec = analysis.pec
+        receipt = getattr(pec, "receipt_type", None) if pec is not None and pec.kind == "ricevuta" else None
+        data: dict[str, Any] = {"inbound_id": inbound.id}
+        if receipt:
+            data.update(
+                ricevuta=receipt,
+                identificativo=pec.identificativo,
+                riferimento=pec.riferimento_message_id,
+                data=pec.data.isoformat() if pec.data else None,
+                archivio=inbound.archive_ref,
             )
+        add_event(
+            session,
+            ticket.id,
+            f"ricevuta_pec_{receipt}" if receipt else (analysis.decision.reason or "archiviato"),
+            actor="sistema",
+            at=now,
+            note=f"ricevuta PEC di {receipt}" if receipt else "",
+            data=data,
+        )
+        if receipt in PEC_FAILURE_RECEIPTS:
+            return self._pec_delivery_failed(session, mailbox, inbound, analysis, ticket, receipt, now)
         return False
+
+    def _pec_delivery_failed(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        ticket: Ticket,
+        receipt: str,
+        now: datetime,
+    ) -> bool:
+        """Our PEC did not reach its recipient: the admin gets an alert, the ticket's referents an email."""
+        session.add(
+            Alert(
+                at=now,
+                kind="pec_non_consegnata",
+                mailbox=mailbox.id,
+                ticket_id=ticket.id,
+                inbound_id=inbound.id,
+                note=f"ricevuta PEC di {receipt} per la pratica {ticket.id}",
+            )
+        )
+        referents = self._referents(ticket)
+        if not referents:
+            return False
+        ctx = self._context(mailbox, analysis, ticket, now)
+        ctx["ricevuta"] = {"tipo": receipt, "errore": getattr(analysis.pec, "errore_esteso", None)}
+        ctx["pratica"] = {"id": ticket.id, "oggetto": ticket.subject, "richiedente": ticket.requester}
+        enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id,
+                to=tuple(referents),
+                template=PEC_FAILURE_TEMPLATE,
+                context=ctx,
+                ticket_id=ticket.id,
+                inbound_id=inbound.id,
+            ),
+            now=now,
+        )
+        return True
+
+    def _referents(self, ticket: Ticket) -> list[str]:
+        """The assignee if any, else the office's referents."""
+        people = {p.id: p for p in self.config.people}
+        if ticket.assignee and ticket.assignee in people:
+            return [people[ticket.assignee].address]
+        return [p.address for p in self.config.people_with_role("referente", ticket.office)]
 
     def _forward(
         self,

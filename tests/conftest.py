@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PEC_SAMPLES = SHARED / "pec-samples"
 
+pytest_plugins = ["tests.servers.dovecot"]
+
 
 @pytest.fixture
 def shipped_config(tmp_path: Path) -> Config:

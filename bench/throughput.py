@@ -1,0 +1,161 @@
+"""End-to-end throughput and latency of the daemon on SQLite, a real Dovecot and an SMTP sink.
+
+Phase 1 (throughput): N messages (mixed sizes, a third with a 20 KB attachment) are appended to
+Dovecot, then the daemon starts; measured from the first fetched batch to the last acknowledgement
+accepted by the sink.
+Phase 2 (latency): with the daemon idle in IMAP IDLE, messages are appended one at a time; measured
+from APPEND to the acknowledgement accepted by the sink (p50, p95).
+Peak RSS of this process (the daemon runs in it; the sink runs in a separate process).
+
+    .venv/bin/python bench/throughput.py [-n 2000] [--latency-samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email.policy import default as default_policy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from daemon.config import load_config  # noqa: E402
+from daemon.service import Service  # noqa: E402
+from tests.servers.dovecot import start_dovecot  # noqa: E402
+from tests.support.stack import citizen_mail, imap_env, stack_config, wait_until  # noqa: E402
+
+MAILBOX = "fe-credito"
+
+
+def _start_sink(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.outbound.sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    return proc, int(line.split()[-1])
+
+
+def _spooled(spool: Path) -> list[Path]:
+    return list(spool.glob("*.eml"))
+
+
+def _messages(address: str, n: int, offset: int, rng: random.Random) -> list[bytes]:
+    out = []
+    for i in range(n):
+        k = offset + i
+        body = "Buongiorno,\nchiedo chiarimenti sull'avviso bonario.\n" + (
+            "Testo della richiesta. " * rng.choice((5, 50, 400))
+        )
+        attachment = os.urandom(20 * 1024) if i % 3 == 0 else None
+        out.append(citizen_mail(address, k, body=body, attachment=attachment))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=2000, help="messages for the throughput phase")
+    ap.add_argument("--latency-samples", type=int, default=100)
+    ap.add_argument("--latency-interval", type=float, default=0.2, help="seconds between appends in phase 2")
+    args = ap.parse_args()
+
+    rng = random.Random(7)
+    work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
+    base = load_config(ROOT / "config.yaml", env={})
+    dovecot = start_dovecot(work / "dovecot", [MAILBOX])
+    spool = work / "spool"
+    spool.mkdir()
+    sink, smtp_port = _start_sink(spool)
+    try:
+        cfg = stack_config(base, work / "data", imap_port=dovecot.port, smtp_port=smtp_port, mailboxes=[MAILBOX])
+        cfg = cfg.model_copy(update={"archive": cfg.archive.model_copy(update={"fsync": True})})
+        address = cfg.mailbox(MAILBOX).address
+        t = time.monotonic()
+        dovecot.append_many(MAILBOX, _messages(address, args.n, 0, rng))
+        print(f"appended {args.n} messages in {time.monotonic() - t:.1f} s")
+
+        os.environ.update(imap_env())
+        service = Service(cfg)
+        first_fetch: list[float] = []
+        handler_factory = service.imap_handler
+
+        def timed_handler(mailbox_id: str):  # type: ignore[no-untyped-def]
+            inner = handler_factory(mailbox_id)
+
+            def handle(batch):  # type: ignore[no-untyped-def]
+                if not first_fetch:
+                    first_fetch.append(time.time())
+                inner(batch)
+
+            return handle
+
+        service.imap_handler = timed_handler  # type: ignore[method-assign]
+        stop = threading.Event()
+        runner = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        started = time.monotonic()
+        runner.start()
+        ok = wait_until(lambda: len(_spooled(spool)) >= args.n, 1800, interval=0.05)
+        end = time.monotonic()
+        if not ok:
+            print(f"TIMEOUT: {len(_spooled(spool))}/{args.n} acknowledgements")
+            return 1
+        # The sink stamps each accepted message by its file's mtime: wall-clock time on both sides.
+        last_ack = max(p.stat().st_mtime for p in _spooled(spool))
+        span = last_ack - first_fetch[0]
+        print(f"throughput: {args.n} messages, first fetch -> last ack {span:.2f} s = {args.n / span:.0f} msg/s")
+        print(f"            (from daemon start to seeing all acks: {end - started:.2f} s)")
+
+        # Phase 2: latency with IDLE, one message at a time.
+        before = {p.name for p in _spooled(spool)}
+        appended: dict[str, float] = {}
+        msgs = _messages(address, args.latency_samples, 100_000, rng)
+        with dovecot.client(MAILBOX) as c:
+            for raw in msgs:
+                mid = email.message_from_bytes(raw, policy=default_policy)["Message-ID"].strip("<>")
+                appended[mid] = time.time()
+                c.append("INBOX", raw)
+                time.sleep(args.latency_interval)
+        wait_until(lambda: len(_spooled(spool)) >= args.n + args.latency_samples, 120, interval=0.05)
+        latencies = []
+        for p in _spooled(spool):
+            if p.name in before:
+                continue
+            ack = email.message_from_bytes(p.read_bytes(), policy=default_policy)
+            mid = str(ack["In-Reply-To"] or "").strip().strip("<>")
+            if mid in appended:
+                latencies.append(p.stat().st_mtime - appended[mid])
+        stop.set()
+        runner.join(timeout=30)
+        service.close()
+        latencies.sort()
+        if latencies:
+            p50 = statistics.median(latencies)
+            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            print(
+                f"latency APPEND -> ack at sink ({len(latencies)} samples, IDLE): p50 {p50 * 1000:.0f} ms, "
+                f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+            )
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of the daemon process: {rss:.0f} MiB")
+        return 0
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+        dovecot.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
