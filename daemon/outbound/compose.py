@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import secrets
 from datetime import datetime
 from email.message import EmailMessage
@@ -56,4 +57,5 @@ def compose_email(
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
-    return msg.as_bytes()
+    # CRLF line ends: this is what goes on the wire (smtplib sends bytes unchanged).
+    return msg.as_bytes(policy=email.policy.SMTP)

@@ -1,0 +1,1 @@
+"""Intake adapters: the ways raw messages reach the pipeline (IMAP; files through `sportello ingest`)."""
