@@ -59,6 +59,7 @@ class InboundMessage(Base):
         UniqueConstraint("mailbox", "raw_sha256", name="uq_inbound_raw"),
         Index("ix_inbound_message_id", "message_id"),
         Index("ix_inbound_outcome", "outcome", "received_at"),
+        Index("ix_inbound_sender_processed", "sender", "processed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

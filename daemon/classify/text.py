@@ -28,6 +28,7 @@ def normalise(text: str) -> str:
 class Tokens:
     words: tuple[str, ...]
     index: dict[str, tuple[int, ...]]
+    by_length: dict[int, tuple[str, ...]]  # distinct words by length, for the tolerant first-word search
 
     def __hash__(self) -> int:
         return hash(self.words)
@@ -38,7 +39,10 @@ def tokens(text: str) -> Tokens:
     index: dict[str, list[int]] = {}
     for i, w in enumerate(words):
         index.setdefault(w, []).append(i)
-    return Tokens(words, {k: tuple(v) for k, v in index.items()})
+    by_length: dict[int, list[str]] = {}
+    for w in index:
+        by_length.setdefault(len(w), []).append(w)
+    return Tokens(words, {k: tuple(v) for k, v in index.items()}, {k: tuple(v) for k, v in by_length.items()})
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,9 @@ def find_phrase(p: Phrase, text: Tokens) -> bool:
     first = p.words[0]
     starts: Sequence[int]
     if len(first) >= FUZZY_MIN_LEN:
-        starts = [i for i, w in enumerate(text.words) if _word_matches(first, w)]
+        n = len(first)
+        candidates = [w for k in (n - 1, n, n + 1) for w in text.by_length.get(k, ()) if _word_matches(first, w)]
+        starts = sorted(i for w in candidates for i in text.index[w])
     else:
         starts = text.index.get(first, ())
     n = len(p.words)

@@ -27,7 +27,8 @@ __all__ = ["OutboxSender"]
 
 log = logging.getLogger("sportello.outbox")
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=60)
+CLAIM_BATCH = 20  # small claims: a crash strands few rows, and only until their lease ends
 
 
 def _utcnow() -> datetime:
@@ -54,7 +55,26 @@ class OutboxSender:
 
     # -- running ------------------------------------------------------------------------------
 
+    def release_stale_leases(self) -> int:
+        """At start on SQLite (one instance per database file): leases of a killed process end now."""
+        with self.session_factory() as session, session.begin():
+            if session.get_bind().dialect.name != "sqlite":
+                return 0
+            now = self.clock()
+            rows = list(
+                session.execute(
+                    select(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at > now)
+                ).scalars()
+            )
+            for row in rows:
+                row.next_attempt_at = now
+            return len(rows)
+
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        try:
+            self.release_stale_leases()
+        except Exception:
+            log.exception("impossibile rilasciare le email in sospeso")
         while not stop.is_set():
             try:
                 sent_any = self.send_due(stop)
@@ -85,7 +105,7 @@ class OutboxSender:
                 select(Outbox)
                 .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                 .order_by(Outbox.next_attempt_at, Outbox.id)
-                .limit(self.config.outbound.batch_size)
+                .limit(min(CLAIM_BATCH, self.config.outbound.batch_size))
             )
             if session.get_bind().dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True)
