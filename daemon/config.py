@@ -140,6 +140,8 @@ class OutboundConfig(_Strict):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     poll_seconds: float = Field(default=2.0, gt=0)
     batch_size: int = Field(default=200, ge=1)
+    # Deliver from a separate process (both cores busy); false keeps the sender in a thread.
+    sender_process: bool = True
     # Acknowledgements to one address within 24 hours; past this, none (a loop brake).
     max_acks_per_sender_per_day: int = Field(default=20, ge=1)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from daemon.analysis import Analysis, Lookups
@@ -23,7 +25,7 @@ from daemon.config import Config, Mailbox
 from daemon.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.outbound.templates import TemplateRenderer
-from daemon.tickets import NewTicket, add_event, add_message, change_state, open_ticket
+from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
 from storage.archive import RawArchive
 from storage.db import SessionFactory
 from storage.models import Alert, InboundMessage, Ticket, TicketMessage
@@ -55,6 +57,21 @@ class InboundItem:
     received_at: datetime | None = None
     oversized: bool = False  # only the header was fetched; the whole is on the IMAP server
     size: int | None = None
+
+
+@dataclass
+class _BatchIndex:
+    """What one batch already knows: recorded rows for its items, and the items seen so far."""
+
+    rows: dict[tuple[object, ...], InboundMessage] = field(default_factory=dict)
+    seen: set[tuple[object, ...]] = field(default_factory=set)
+    # Deferred mode (one flush per batch): what the database cannot tell yet about this batch.
+    deferred: bool = False
+    requesters: dict[str, int] = field(default_factory=dict)
+    by_message_id: dict[str, list[InboundMessage]] = field(default_factory=dict)
+    # Rows already in the database for the Message-IDs the batch's headers announce.
+    recorded_ids: dict[str, list[InboundMessage]] = field(default_factory=dict)
+    numbers: TicketNumbers = field(default_factory=TicketNumbers)
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,8 @@ class Pipeline:
         self.analyser = analyser
         self.clock = clock
         self.on_outbox = on_outbox
+        # The batch being processed by this thread (IMAP workers call process_batch concurrently).
+        self._local = threading.local()
 
     # -- public -------------------------------------------------------------------------------
 
@@ -109,27 +128,98 @@ class Pipeline:
         return self.process_batch([InboundItem(raw=raw, mailbox_id=mailbox_id, **kwargs)])[0]
 
     def process_batch(self, items: Sequence[InboundItem]) -> list[Outcome]:
-        """Record every item; commit once. Each item is atomic on its own (a savepoint)."""
-        outcomes: list[Outcome] = []
+        """Record every item; commit once.
+
+        Fast path: the whole batch in one transaction. If anything in it fails, the transaction is
+        rolled back and the batch is redone item by item, each in its own savepoint, so that one bad
+        message is quarantined and the others are recorded (the archive is content-addressed, so
+        storing again is harmless).
+        """
+        try:
+            return self._batch(items, isolate=False)
+        except Exception:
+            log.warning("lotto di %d messaggi non registrato in blocco; si riprova un messaggio alla volta", len(items))
+            return self._batch(items, isolate=True)
+
+    def _batch(self, items: Sequence[InboundItem], *, isolate: bool) -> list[Outcome]:
+        results: list[tuple[InboundMessage, bool]] = []
         enqueued = False
         with self.session_factory() as session, session.begin():
-            for item in items:
-                try:
-                    with session.begin_nested():
-                        outcome, mailed = self._process_one(session, item)
-                except Exception as exc:  # a bug must not block the mailbox: quarantine, tell admin
-                    log.exception("errore interno su %s uid=%s", item.mailbox_id, item.uid)
-                    with session.begin_nested():
-                        outcome, mailed = self._record_internal_error(session, item, exc)
-                outcomes.append(outcome)
-                enqueued = enqueued or mailed
+            known = self._preload(session, items)
+            known.deferred = not isolate
+            if not isolate:
+                # No flush per message: the rows of the whole batch go to the database in one flush,
+                # as multi-row inserts. Queries in the loop do not see this batch; _BatchIndex does.
+                with session.no_autoflush:
+                    for item in items:
+                        row, duplicate, mailed = self._process_one(session, item, known)
+                        results.append((row, duplicate))
+                        enqueued = enqueued or mailed
+            else:
+                for item in items:
+                    try:
+                        with session.begin_nested():
+                            row, duplicate, mailed = self._process_one(session, item, known)
+                    except Exception as exc:  # a bug must not block the mailbox: quarantine, tell admin
+                        log.exception("errore interno su %s uid=%s", item.mailbox_id, item.uid)
+                        with session.begin_nested():
+                            row, duplicate, mailed = self._record_internal_error(session, item, exc)
+                    results.append((row, duplicate))
+                    enqueued = enqueued or mailed
+            known.numbers.close(session)
+            session.flush()
+            self.archive.sync_pending()  # the raw bytes are durable before the rows that name them
+            outcomes = [_as_outcome(row, duplicate=duplicate) for row, duplicate in results]
         if enqueued and self.on_outbox:
             self.on_outbox()
         return outcomes
 
+    def _preload(self, session: Session, items: Sequence[InboundItem]) -> _BatchIndex:
+        """Rows already recorded for any item of the batch, by IMAP identity and by content hash."""
+        found = _BatchIndex()
+        by_box: dict[str, list[InboundItem]] = {}
+        for item in items:
+            by_box.setdefault(item.mailbox_id, []).append(item)
+        for box, group in by_box.items():
+            digests = [hashlib.sha256(i.raw).hexdigest() for i in group]
+            uids = [i.uid for i in group if i.uid is not None]
+            cond = InboundMessage.raw_sha256.in_(digests)
+            if uids:
+                cond = or_(cond, InboundMessage.uid.in_(uids))
+            for row in session.execute(select(InboundMessage).where(InboundMessage.mailbox == box, cond)).scalars():
+                found.rows[(box, "sha", row.raw_sha256)] = row
+                if row.uid is not None:
+                    found.rows[(box, "uid", row.uidvalidity, row.uid)] = row
+        announced = {mid for item in items if (mid := _header_message_id(item.raw))}
+        if announced:
+            found.recorded_ids = {mid: [] for mid in announced}
+            for row in session.execute(
+                select(InboundMessage).where(InboundMessage.message_id.in_(announced))
+            ).scalars():
+                found.recorded_ids[row.message_id or ""].append(row)
+        return found
+
     # -- one message --------------------------------------------------------------------------
 
-    def _existing(self, session: Session, item: InboundItem, digest: str) -> InboundMessage | None:
+    def _existing(
+        self, session: Session, item: InboundItem, digest: str, known: _BatchIndex | None = None
+    ) -> InboundMessage | None:
+        if known is not None:
+            hit = known.rows.get((item.mailbox_id, "uid", item.uidvalidity, item.uid)) or known.rows.get(
+                (item.mailbox_id, "sha", digest)
+            )
+            if hit is not None:
+                return hit
+            # Only a repeat within this same batch can be in the database now: otherwise skip the query.
+            if (item.mailbox_id, digest) not in known.seen and (
+                item.mailbox_id,
+                item.uidvalidity,
+                item.uid,
+            ) not in known.seen:
+                known.seen.add((item.mailbox_id, digest))
+                if item.uid is not None:
+                    known.seen.add((item.mailbox_id, item.uidvalidity, item.uid))
+                return None
         if item.uid is not None and item.uidvalidity is not None:
             found = session.execute(
                 select(InboundMessage).where(
@@ -144,35 +234,47 @@ class Pipeline:
             select(InboundMessage).where(InboundMessage.mailbox == item.mailbox_id, InboundMessage.raw_sha256 == digest)
         ).scalar_one_or_none()
 
-    def _same_message_id(self, session: Session, message_id: str) -> list[InboundMessage]:
-        return list(
-            session.execute(select(InboundMessage).where(InboundMessage.message_id == message_id).limit(20)).scalars()
-        )
+    def _same_message_id(
+        self, session: Session, message_id: str, known: _BatchIndex | None = None
+    ) -> list[InboundMessage]:
+        if known is not None and known.deferred and message_id in known.recorded_ids:
+            rows = list(known.recorded_ids[message_id])
+        else:
+            rows = list(
+                session.execute(
+                    select(InboundMessage).where(InboundMessage.message_id == message_id).limit(20)
+                ).scalars()
+            )
+        if known is not None and known.deferred:
+            rows.extend(known.by_message_id.get(message_id, ()))
+        return rows
 
-    def _process_one(self, session: Session, item: InboundItem) -> tuple[Outcome, bool]:
+    def _process_one(
+        self, session: Session, item: InboundItem, known: _BatchIndex | None = None
+    ) -> tuple[InboundMessage, bool, bool]:
+        """(recorded row, whether it was recorded before, whether mail was enqueued)."""
         digest = hashlib.sha256(item.raw).hexdigest()
-        existing = self._existing(session, item, digest)
+        existing = self._existing(session, item, digest, known)
         if existing is not None:
-            return _as_outcome(existing, duplicate=True), False
+            return existing, True, False
 
         mailbox = self.config.mailbox(item.mailbox_id)
         now = self.clock()
-        archive_ref = self.archive.store(item.raw, digest)
+        archive_ref = self.archive.store(item.raw, digest, defer_sync=True)
         analysis = self.analyser(item.raw, mailbox, session_lookups(session))
         msg = analysis.effective or analysis.envelope
         received_at = analysis.signed_at or item.received_at or now
 
         # The same Message-ID already recorded: here a no-op; in another of our mailboxes, a copy.
         if msg is not None and msg.message_id and analysis.decision.action != "quarantine":
-            earlier = self._same_message_id(session, msg.message_id)
+            earlier = self._same_message_id(session, msg.message_id, known)
             same_box = [e for e in earlier if e.mailbox == item.mailbox_id]
             if same_box:
-                return _as_outcome(same_box[0], duplicate=True), False
+                return same_box[0], True, False
             with_ticket = [e for e in earlier if e.ticket_id]
             if with_ticket:
-                return self._record_copy(
-                    session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0]
-                ), False
+                copy = self._record_copy(session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0])
+                return copy, False, False
 
         inbound = InboundMessage(
             mailbox=item.mailbox_id,
@@ -194,7 +296,13 @@ class Pipeline:
             analysis=_json_safe(analysis.to_dict()),
         )
         session.add(inbound)
-        session.flush()
+        if known is not None and known.deferred:
+            known.requesters[inbound.sender] = known.requesters.get(inbound.sender, 0) + 1
+            if inbound.message_id:
+                known.by_message_id.setdefault(inbound.message_id, []).append(inbound)
+        else:
+            session.flush()
+        self._local.known = known
 
         action = analysis.decision.action
         handler = {
@@ -215,7 +323,7 @@ class Pipeline:
             inbound.rule_id,
             inbound.ticket_id,
         )
-        return _as_outcome(inbound), mailed
+        return inbound, False, mailed
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -251,10 +359,11 @@ class Pipeline:
                 pec_identificativo=getattr(analysis.pec, "identificativo", None) if analysis.pec else None,
             ),
             now=now,
+            numbers=known.numbers if (known := getattr(self._local, "known", None)) is not None else None,
         )
-        session.flush()
+        # no flush: the batch's single flush fills every key
         inbound.outcome = "opened"
-        inbound.ticket_id = ticket.id
+        inbound.ticket = ticket
         add_message(
             session,
             ticket.id,
@@ -264,7 +373,7 @@ class Pipeline:
             subject=msg.subject,
             body=msg.text_body[:_BODY_LIMIT],
             message_id=msg.message_id,
-            inbound_id=inbound.id,
+            inbound=inbound,
         )
         if analysis.envelope is not None and analysis.envelope is not msg and analysis.envelope.message_id:
             # Replies may quote the PEC envelope's id rather than the inner message's.
@@ -277,7 +386,7 @@ class Pipeline:
                 subject="busta PEC",
                 body="",
                 message_id=analysis.envelope.message_id,
-                inbound_id=inbound.id,
+                inbound=inbound,
             )
         for hook in opened_hooks:
             hook(session, ticket, analysis, now)
@@ -313,7 +422,7 @@ class Pipeline:
         if ticket is None:  # the rule pointed to a ticket that is gone: open one rather than lose it
             return self._open(session, mailbox, inbound, analysis, received_at, now)
         inbound.outcome = "appended"
-        inbound.ticket_id = ticket.id
+        inbound.ticket = ticket
         add_message(
             session,
             ticket.id,
@@ -323,7 +432,7 @@ class Pipeline:
             subject=msg.subject,
             body=msg.text_body[:_BODY_LIMIT],
             message_id=msg.message_id,
-            inbound_id=inbound.id,
+            inbound=inbound,
         )
         kind = "sollecito" if getattr(analysis.classification, "sollecito", False) else "messaggio"
         add_event(
@@ -333,7 +442,7 @@ class Pipeline:
             actor=analysis.requester,
             at=now,
             note=f"da {mailbox.id}",
-            data={"inbound_id": inbound.id},
+            data={"archivio": inbound.archive_ref},
         )
         ticket.updated_at = now
         if ticket.state in ("in_attesa", "chiusa") and analysis.requester == ticket.requester:
@@ -380,10 +489,10 @@ class Pipeline:
         if ticket is None:
             return False
         # e.g. a PEC receipt filed on the ticket it refers to, as proof of acceptance and delivery
-        inbound.ticket_id = ticket.id
+        inbound.ticket = ticket
         pec = analysis.pec
         receipt = getattr(pec, "receipt_type", None) if pec is not None and pec.kind == "ricevuta" else None
-        data: dict[str, Any] = {"inbound_id": inbound.id}
+        data: dict[str, Any] = {"archivio": inbound.archive_ref}
         if receipt:
             data.update(
                 ricevuta=receipt,
@@ -416,6 +525,7 @@ class Pipeline:
         now: datetime,
     ) -> bool:
         """Our PEC did not reach its recipient: the admin gets an alert, the ticket's referents an email."""
+        session.flush()  # rare path: the alert refers to the inbound row by id
         session.add(
             Alert(
                 at=now,
@@ -442,7 +552,7 @@ class Pipeline:
                 template=PEC_FAILURE_TEMPLATE,
                 context=ctx,
                 ticket_id=ticket.id,
-                inbound_id=inbound.id,
+                inbound=inbound,
             ),
             now=now,
         )
@@ -474,7 +584,7 @@ class Pipeline:
             self.config,
             self.renderer,
             EmailRequest(
-                mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx, inbound_id=inbound.id
+                mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx, inbound=inbound
             ),
             now=now,
         )
@@ -492,6 +602,7 @@ class Pipeline:
         inbound.outcome = "quarantined"
         inbound.reason = inbound.reason or (analysis.failure.reason if analysis.failure else "quarantena")
         inbound.detail = analysis.failure.detail if analysis.failure else None
+        session.flush()  # rare path: the alert refers to the inbound row by id
         session.add(
             Alert(
                 at=now,
@@ -513,7 +624,7 @@ class Pipeline:
         received_at: datetime,
         now: datetime,
         earlier: InboundMessage,
-    ) -> Outcome:
+    ) -> InboundMessage:
         msg = analysis.effective or analysis.envelope
         inbound = InboundMessage(
             mailbox=item.mailbox_id,
@@ -544,14 +655,16 @@ class Pipeline:
             at=now,
             note=f"lo stesso messaggio è arrivato anche su {item.mailbox_id}",
         )
-        return _as_outcome(inbound)
+        return inbound
 
-    def _record_internal_error(self, session: Session, item: InboundItem, exc: Exception) -> tuple[Outcome, bool]:
+    def _record_internal_error(
+        self, session: Session, item: InboundItem, exc: Exception
+    ) -> tuple[InboundMessage, bool, bool]:
         digest = hashlib.sha256(item.raw).hexdigest()
         now = self.clock()
         existing = self._existing(session, item, digest)
         if existing is not None:
-            return _as_outcome(existing, duplicate=True), False
+            return existing, True, False
         ref = self.archive.store(item.raw, digest)
         inbound = InboundMessage(
             mailbox=item.mailbox_id,
@@ -579,7 +692,7 @@ class Pipeline:
                 note=f"errore interno ({type(exc).__name__}); messaggio in quarantena, copia in {ref}",
             )
         )
-        return _as_outcome(inbound), False
+        return inbound, False, False
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -594,6 +707,9 @@ class Pipeline:
                 InboundMessage.processed_at >= now - timedelta(days=1),
             )
         ).scalar_one()
+        known: _BatchIndex | None = getattr(self._local, "known", None)
+        if known is not None and known.deferred:
+            count += known.requesters.get(requester, 0)  # this batch's rows are not flushed yet
         # the current message is already counted
         return int(count) > self.config.outbound.max_acks_per_sender_per_day
 
@@ -646,7 +762,8 @@ class Pipeline:
                 template=template,
                 context=ctx,
                 ticket_id=ticket.id if ticket else None,
-                inbound_id=inbound.id,
+                ticket=ticket,
+                inbound=inbound,
                 in_reply_to=msg.message_id if msg else None,
                 references=tuple(
                     (msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())
@@ -655,7 +772,7 @@ class Pipeline:
             now=now,
         )
         if ticket is not None:
-            session.flush()
+            # the outbox key is filled at the batch's flush, through the relationship
             add_message(
                 session,
                 ticket.id,
@@ -665,7 +782,7 @@ class Pipeline:
                 subject=row.subject,
                 body="",
                 message_id=row.message_id,
-                outbox_id=row.id,
+                outbox=row,
             )
             add_event(
                 session,
@@ -674,8 +791,18 @@ class Pipeline:
                 actor="sistema",
                 at=now,
                 note=f"{template} a {mask(analysis.requester)}",
-                data={"outbox_id": row.id},
+                data={"message_id": row.message_id},
             )
+
+
+_MESSAGE_ID_HEADER = re.compile(rb"^message-id:[ \t]*<([^>\r\n]{1,900})>", re.IGNORECASE | re.MULTILINE)
+
+
+def _header_message_id(raw: bytes) -> str | None:
+    """The Message-ID of the outer header block, cheaply (a hint for preloading, nothing more)."""
+    head = raw[: raw.find(b"\r\n\r\n") if b"\r\n\r\n" in raw[:65536] else 65536]
+    m = _MESSAGE_ID_HEADER.search(head)
+    return m.group(1).decode("utf-8", "replace").strip() if m else None
 
 
 def _as_outcome(row: InboundMessage, duplicate: bool = False) -> Outcome:

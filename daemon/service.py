@@ -54,9 +54,15 @@ class Service:
             self.renderer,
             self.analyser,
             clock=clock,
-            on_outbox=self.outbox_wake.set,
+            on_outbox=self._wake_sender,
         )
+        self._sender_process: object | None = None
         self._install_sla_hooks()
+
+    def _wake_sender(self) -> None:
+        self.outbox_wake.set()
+        if self._sender_process is not None:
+            self._sender_process.wake()  # type: ignore[attr-defined]
 
     def _install_sla_hooks(self) -> None:
         try:
@@ -107,8 +113,17 @@ class Service:
         from daemon.outbound.sender import OutboxSender
 
         threads: list[threading.Thread] = []
-        sender = OutboxSender(self.session_factory, self.config, clock=self.clock)
-        threads.append(threading.Thread(target=sender.run, args=(stop, self.outbox_wake), name="outbox", daemon=True))
+        if self.config.outbound.sender_process and self.clock is _utcnow:
+            from daemon.outbound.process import SenderProcess
+
+            process = SenderProcess(self.config)
+            process.start()
+            self._sender_process = process
+        else:
+            sender = OutboxSender(self.session_factory, self.config, clock=self.clock)
+            threads.append(
+                threading.Thread(target=sender.run, args=(stop, self.outbox_wake), name="outbox", daemon=True)
+            )
         self.workers = []
         for mailbox in self.config.mailboxes:
             if mailbox.imap is None:
@@ -132,6 +147,9 @@ class Service:
         stop.wait()
         for t in threads:
             t.join(timeout=15)
+        if self._sender_process is not None:
+            self._sender_process.stop()  # type: ignore[attr-defined]
+            self._sender_process = None
         if scheduler is not None:
             scheduler.shutdown()
         log.info("sportello fermato")

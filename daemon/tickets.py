@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import TICKET_STATES, Ticket, TicketCounter, TicketEvent, TicketMessage
+from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket, TicketCounter, TicketEvent, TicketMessage
 
 __all__ = [
     "TICKET_ID_RE",
@@ -59,6 +59,32 @@ def allocate_ticket_id(session: Session, office: str, year: int) -> tuple[str, i
     raise RuntimeError("impossibile assegnare un numero di pratica")
 
 
+class TicketNumbers:
+    """Ticket numbers for one transaction: the counter row is updated (and so locked) once, numbers
+    are handed out in memory, and `close()` writes the last one back before the commit."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], int] = {}
+
+    def allocate(self, session: Session, office: str, year: int) -> tuple[str, int]:
+        key = (office, year)
+        if key in self._last:
+            self._last[key] += 1
+        else:
+            self._last[key] = allocate_ticket_id(session, office, year)[1]
+        number = self._last[key]
+        return format_ticket_id(office, year, number), number
+
+    def close(self, session: Session) -> None:
+        for (office, year), last in self._last.items():
+            session.execute(
+                update(TicketCounter)
+                .where(TicketCounter.office == office, TicketCounter.year == year)
+                .values(last=last)
+            )
+        self._last.clear()
+
+
 @dataclass(frozen=True)
 class NewTicket:
     office: str
@@ -77,9 +103,19 @@ class NewTicket:
     pec_identificativo: str | None = None
 
 
-def open_ticket(session: Session, new: NewTicket, *, now: datetime, actor: str = "sistema") -> Ticket:
+def open_ticket(
+    session: Session,
+    new: NewTicket,
+    *,
+    now: datetime,
+    actor: str = "sistema",
+    numbers: TicketNumbers | None = None,
+) -> Ticket:
     tz_year = new.received_at.year
-    ticket_id, number = allocate_ticket_id(session, new.office, tz_year)
+    if numbers is not None:
+        ticket_id, number = numbers.allocate(session, new.office, tz_year)
+    else:
+        ticket_id, number = allocate_ticket_id(session, new.office, tz_year)
     ticket = Ticket(
         id=ticket_id,
         office=new.office,
@@ -121,6 +157,8 @@ def add_message(
     message_id: str | None = None,
     inbound_id: int | None = None,
     outbox_id: int | None = None,
+    inbound: InboundMessage | None = None,
+    outbox: Outbox | None = None,
 ) -> TicketMessage:
     msg = TicketMessage(
         ticket_id=ticket_id,
@@ -133,6 +171,10 @@ def add_message(
         inbound_id=inbound_id,
         outbox_id=outbox_id,
     )
+    if inbound is not None:
+        msg.inbound = inbound
+    if outbox is not None:
+        msg.outbox = outbox
     session.add(msg)
     return msg
 

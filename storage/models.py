@@ -83,6 +83,8 @@ class InboundMessage(Base):
     ticket_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.id"))
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    ticket: Mapped[Ticket | None] = relationship(foreign_keys=[ticket_id])
+
 
 class TicketCounter(Base):
     __tablename__ = "ticket_counters"
@@ -147,6 +149,9 @@ class TicketMessage(Base):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    # Set the objects rather than the ids and one flush per batch fills the keys (bulk inserts).
+    inbound: Mapped[InboundMessage | None] = relationship(foreign_keys=[inbound_id])
+    outbox: Mapped[Outbox | None] = relationship(foreign_keys=[outbox_id])
 
 
 class TicketEvent(Base):
@@ -188,6 +193,9 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+    inbound: Mapped[InboundMessage | None] = relationship(foreign_keys=[inbound_id])
+    ticket: Mapped[Ticket | None] = relationship(foreign_keys=[ticket_id])
 
 
 class OutboxAttempt(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from daemon.config import Config
 from daemon.outbound.compose import compose_email, new_message_id
 from daemon.outbound.templates import TemplateRenderer
-from storage.models import Outbox
+from storage.models import InboundMessage, Outbox, Ticket
 
 __all__ = ["EmailRequest", "enqueue_email"]
 
@@ -25,6 +25,8 @@ class EmailRequest:
     cc: tuple[str, ...] = ()
     ticket_id: str | None = None
     inbound_id: int | None = None
+    inbound: InboundMessage | None = None  # preferred to inbound_id: the key is filled at flush
+    ticket: Ticket | None = None  # likewise, for a ticket opened in the same (unflushed) batch
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default=())
 
@@ -75,5 +77,9 @@ def enqueue_email(
         next_attempt_at=now,
         created_at=now,
     )
+    if request.inbound is not None:
+        row.inbound = request.inbound
+    if request.ticket is not None:
+        row.ticket = request.ticket
     session.add(row)
     return row

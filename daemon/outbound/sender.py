@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from daemon.config import Config
 from daemon.logmask import mask
@@ -125,26 +125,52 @@ class OutboxSender:
                 self._record(row_id, SendResult("temporary", code, detail))
             return
         try:
-            for row_id in ids:
+            with self.session_factory() as session:
+                rows = {
+                    r.id: (r.sender, list(r.to) + list(r.cc), r.raw)
+                    for r in session.execute(
+                        select(Outbox.id, Outbox.sender, Outbox.to, Outbox.cc, Outbox.raw).where(
+                            Outbox.id.in_(ids), Outbox.status == "pending"
+                        )
+                    )
+                }
+            for position, row_id in enumerate(ids):
+                if row_id not in rows:
+                    continue
                 if stop is not None and stop.is_set():
                     self._release(row_id)
                     continue
-                with self.session_factory() as session:
-                    row = session.get(Outbox, row_id)
-                    if row is None or row.status != "pending":
-                        continue
-                    sender, recipients, raw = row.sender, list(row.to) + list(row.cc), row.raw
+                sender, recipients, raw = rows[row_id]
                 try:
                     result = conn.send(sender, recipients, raw)
                 except (OSError, smtplib.SMTPException) as exc:
                     self._record(row_id, SendResult("temporary", None, f"{type(exc).__name__}: {exc}"))
                     conn.close()  # the session is gone; the other rows wait for the next round
-                    for rest in ids[ids.index(row_id) + 1 :]:
+                    for rest in ids[position + 1 :]:
                         self._release(rest)
                     return
-                self._record(row_id, result)
+                if result.result == "sent":
+                    self._record_sent(row_id, result)
+                else:
+                    self._record(row_id, result)
         finally:
             conn.close()
+
+    def _record_sent(self, row_id: int, result: SendResult) -> None:
+        """Committed at once, row by row: a crash can repeat at most the message being sent."""
+        now = self.clock()
+        with self.session_factory() as session, session.begin():
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == row_id)
+                .values(status="sent", sent_at=now, last_error=None, attempts=Outbox.attempts + 1)
+            )
+            session.execute(
+                insert(OutboxAttempt).values(
+                    outbox_id=row_id, at=now, result="sent", smtp_code=result.code, detail=result.detail[:2000]
+                )
+            )
+        log.info("inviata email n. %s", row_id)
 
     def _release(self, row_id: int) -> None:
         with self.session_factory() as session, session.begin():

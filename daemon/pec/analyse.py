@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.pec.daticert import DaticertError, parse_daticert
 from daemon.pec.model import RECEIPT_TYPES, PecAnalysis
-from daemon.pec.structure import find_parts, parse_bytes, parse_headers, read_claim
+from daemon.pec.structure import Claim, find_parts, parse_headers, read_claim
 from daemon.pec.verify import VerifyError, check_chain, open_signed, scratch
 
 __all__ = ["PecTrust", "analyse_pec"]
+
+log = logging.getLogger("sportello.pec")
 
 MAX_PEC_BYTES = 60 * 1024 * 1024
 
@@ -22,84 +24,91 @@ class PecTrust:
     ca_bundle: Path
 
 
-def _unverified(claim_kind: str, receipt: str | None, reason: str, **extra: object) -> PecAnalysis:
+def _unverified(claim: Claim, reason: str, **extra: Any) -> PecAnalysis:
     return PecAnalysis(
         kind="non_verificata",
         verified=False,
-        receipt_type=receipt,
+        receipt_type=claim.receipt_type,
         failure=reason,
-        looks_like=claim_kind,
-        **extra,  # type: ignore[arg-type]
+        looks_like=claim.kind,
+        **extra,
     )
 
 
 def analyse_pec(raw: bytes, trust: PecTrust) -> PecAnalysis:
+    """Never raises: whatever the message, the outcome is a PecAnalysis."""
     try:
-        # Headers first: most mail is not PEC, and deciding that must stay cheap.
-        if read_claim(parse_headers(raw)).kind == "none":
-            return PecAnalysis(kind="none")
-        envelope = parse_bytes(raw)
-    except Exception:  # the message parser decides what is unparseable; here it is simply not PEC
+        # Headers only: most mail is not PEC, and deciding that must stay cheap.
+        claim = read_claim(parse_headers(raw))
+    except Exception:  # headers the parser cannot read: not PEC, whatever else it is
         return PecAnalysis(kind="none")
-    claim = read_claim(envelope)
-    if claim.kind == "anomalia" and not claim.signed:
-        # Some providers do not sign anomaly envelopes; it is ordinary mail in any case.
-        _, _, attached = find_parts(envelope)
-        return PecAnalysis(kind="anomalia", inner_raw=attached, looks_like="anomalia")
+    if claim.kind == "none":
+        return PecAnalysis(kind="none")
+    try:
+        return _analyse(raw, claim, trust)
+    except Exception as exc:  # a hostile message must give a recorded outcome, never a crash
+        log.warning("analisi PEC non riuscita: %s", type(exc).__name__, exc_info=True)
+        return _unverified(claim, f"analisi non riuscita ({type(exc).__name__})")
+
+
+def _analyse(raw: bytes, claim: Claim, trust: PecTrust) -> PecAnalysis:
     if not claim.signed:
-        return _unverified(claim.kind, claim.receipt_type, "messaggio non firmato")
+        if claim.kind == "anomalia":
+            # Some providers do not sign anomaly envelopes; it is ordinary mail in any case.
+            _, postacert, attached = find_parts(raw)
+            return PecAnalysis(kind="anomalia", inner_raw=attached or postacert, looks_like="anomalia")
+        return _unverified(claim, "messaggio non firmato")
     if len(raw) > MAX_PEC_BYTES:
-        return _unverified(claim.kind, claim.receipt_type, "messaggio troppo grande per la verifica")
+        return _unverified(claim, "messaggio troppo grande per la verifica")
 
     with scratch() as tmp:
         work = Path(tmp)
         try:
             signature = open_signed(raw, work)
         except VerifyError as exc:
-            return _unverified(claim.kind, claim.receipt_type, str(exc))
-        content = email.message_from_bytes(signature.content, policy=email.policy.compat32)
-        daticert_raw, postacert, attached = find_parts(content)
+            return _unverified(claim, str(exc), signature_valid=False)
+        seen: dict[str, Any] = {"signature_valid": True, "signer": signature.signer, "issuer": signature.issuer}
+        # Only the signed content counts from here on: never the parts outside the signature.
+        daticert_raw, postacert, attached = find_parts(signature.content)
         if daticert_raw is None:
-            return _unverified(claim.kind, claim.receipt_type, "daticert.xml assente nella parte firmata")
+            if claim.kind == "anomalia":
+                # An anomaly envelope certifies nothing: the wrapped message is ordinary mail.
+                return PecAnalysis(kind="anomalia", inner_raw=attached or postacert, looks_like="anomalia", **seen)
+            return _unverified(claim, "daticert.xml assente nella parte firmata", **seen)
         try:
             dati = parse_daticert(daticert_raw)
         except DaticertError as exc:
-            return _unverified(claim.kind, claim.receipt_type, str(exc))
+            return _unverified(claim, str(exc), **seen)
+        seen["daticert"] = dati
         if dati.data is None:
-            return _unverified(claim.kind, claim.receipt_type, "daticert.xml senza data e ora")
+            return _unverified(claim, "daticert.xml senza data e ora", **seen)
         if signature.signer_is_ca:
-            return _unverified(claim.kind, claim.receipt_type, "firmato da un certificato di autorità, non di un gestore")
+            return _unverified(claim, "firmato da un certificato di autorità, non di un gestore", **seen)
+        seen["chain_checked_at"] = dati.data
         try:
             check_chain(raw, trust.ca_bundle, dati.data, work)
         except VerifyError as exc:
-            return _unverified(
-                claim.kind, claim.receipt_type, str(exc), signer=signature.signer, issuer=signature.issuer
-            )
+            return _unverified(claim, str(exc), **seen)
 
-    common = {
+    common: dict[str, Any] = {
+        **seen,
         "verified": True,
         "identificativo": dati.identificativo,
         "mittente": dati.mittente,
         "data": dati.data,
-        "daticert": dati,
-        "signer": signature.signer,
-        "issuer": signature.issuer,
         "looks_like": claim.kind,
         "errore_esteso": dati.errore_esteso,
     }
     # The signed daticert decides what this is; the unsigned X- headers only hinted.
     if dati.tipo in RECEIPT_TYPES:
+        # The receipt is filed by the msgid in the signed daticert, never by the unsigned header.
         return PecAnalysis(
-            kind="ricevuta",
-            receipt_type=dati.tipo,
-            riferimento_message_id=dati.msgid or claim.riferimento,
-            inner_raw=postacert,
-            **common,  # type: ignore[arg-type]
+            kind="ricevuta", receipt_type=dati.tipo, riferimento_message_id=dati.msgid, inner_raw=postacert, **common
         )
     if dati.tipo == "posta-certificata":
         if postacert is None:
-            return _unverified(claim.kind, None, "busta senza postacert.eml")
-        return PecAnalysis(kind="posta-certificata", inner_raw=postacert, riferimento_message_id=dati.msgid, **common)  # type: ignore[arg-type]
+            return _unverified(claim, "busta senza postacert.eml", **seen)
+        return PecAnalysis(kind="posta-certificata", inner_raw=postacert, riferimento_message_id=dati.msgid, **common)
     if dati.tipo == "errore" or claim.kind == "anomalia":
-        return PecAnalysis(kind="anomalia", inner_raw=attached or postacert, **common)  # type: ignore[arg-type]
-    return _unverified(claim.kind, claim.receipt_type, f"tipo di daticert sconosciuto: {dati.tipo!r}")
+        return PecAnalysis(kind="anomalia", inner_raw=attached or postacert, **common)
+    return _unverified(claim, f"tipo di daticert sconosciuto: {dati.tipo!r}", **seen)

@@ -29,8 +29,10 @@ def _text(root: Element, path: str) -> str | None:
 def _zone(value: str | None) -> timezone:
     if not value:
         return timezone(timedelta(hours=1))  # daticert without zone: Italian standard time
-    sign = -1 if value.startswith("-") else 1
-    digits = value.lstrip("+-")
+    sign = -1 if value.strip().startswith("-") else 1
+    digits = value.strip().lstrip("+-").replace(":", "")  # "+0100" and "+01:00"
+    if not digits.isdigit() or len(digits) not in (2, 4):
+        raise DaticertError(f"zona oraria non valida: {value}")
     try:
         return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)))
     except ValueError as exc:
@@ -59,7 +61,8 @@ def parse_daticert(data: bytes) -> Daticert:
     if end != -1:
         data = data[: end + len(b"</postacert>")]
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        # A DOCTYPE naming the DTD is allowed (some providers write one): entities never are.
+        root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise DaticertError(f"daticert.xml rifiutato: {type(exc).__name__}") from exc
     except SafeET.ParseError as exc:
@@ -72,7 +75,8 @@ def parse_daticert(data: bytes) -> Daticert:
         errore=root.get("errore"),
         mittente=(_text(root, "intestazione/mittente") or "").lower() or None,
         destinatari=tuple(
-            (" ".join((d.text or "").split()).lower(), d.get("tipo", "")) for d in root.findall("intestazione/destinatari")
+            (" ".join((d.text or "").split()).lower(), d.get("tipo", ""))
+            for d in root.findall("intestazione/destinatari")
         ),
         risposte=_text(root, "intestazione/risposte"),
         oggetto=_text(root, "intestazione/oggetto"),

@@ -69,6 +69,8 @@ class PecAnalysis:
     signer: str | None = None
     issuer: str | None = None
     looks_like: str | None = None  # what the unsigned structure claims (for non_verificata)
+    signature_valid: bool | None = None  # the signature over the body; None when not checked
+    chain_checked_at: datetime | None = None  # the signer chain was checked as of this time (daticert)
     report: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,4 +82,19 @@ class PecAnalysis:
             "pec_mittente": self.mittente,
             "pec_data": self.data.isoformat() if self.data else None,
             "pec_failure": self.failure,
+        }
+
+    def report_dict(self) -> dict[str, Any]:
+        """Everything the verification found, for `sportello pec verify --json`."""
+        return {
+            **self.to_dict(),
+            "looks_like": self.looks_like,
+            "signature_valid": self.signature_valid,
+            "signer": self.signer,
+            "issuer": self.issuer,
+            "chain_checked_at": self.chain_checked_at.isoformat() if self.chain_checked_at else None,
+            "riferimento_message_id": self.riferimento_message_id,
+            "errore_esteso": self.errore_esteso,
+            "daticert": self.daticert.to_dict() if self.daticert else None,
+            "inner_bytes": len(self.inner_raw) if self.inner_raw is not None else None,
         }

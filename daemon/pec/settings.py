@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography import x509
+
 from daemon.config import Config
 from daemon.pec.analyse import PecTrust
 
@@ -22,4 +24,13 @@ def load_pec_trust(config: Config) -> PecTrust | None:
     path = config.resolve_path(str(bundle))
     if not path.is_file():
         raise PecSettingsError(f"pec.ca_bundle: file non trovato: {path}")
+    # An unreadable or empty bundle would make every PEC fail verification without saying why.
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise PecSettingsError(f"pec.ca_bundle: impossibile leggere {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise PecSettingsError(f"pec.ca_bundle: nessun certificato PEM valido in {path}") from exc
+    if not certs:
+        raise PecSettingsError(f"pec.ca_bundle: nessun certificato PEM valido in {path}")
     return PecTrust(ca_bundle=Path(path))

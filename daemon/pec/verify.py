@@ -18,6 +18,8 @@ from cryptography import x509
 __all__ = ["Signature", "VerifyError", "check_chain", "open_signed"]
 
 _TIMEOUT = 20.0
+# OpenSSL 3 loads the system certificates (file, directory and store) unless told not to.
+_NO_DEFAULT_STORES = ("-no-CAfile", "-no-CApath", "-no-CAstore")
 
 
 class VerifyError(Exception):
@@ -41,11 +43,30 @@ def _openssl(args: list[str]) -> subprocess.CompletedProcess[bytes]:
         raise VerifyError("verifica della firma oltre il tempo massimo") from exc
 
 
+# The OpenSSL verification errors a PEC check meets, in the words the report uses.
+_CHAIN_ERRORS = {
+    "certificate has expired": "certificato del firmatario scaduto alla data di firma",
+    "certificate is not yet valid": "certificato del firmatario non ancora valido alla data di firma",
+    "unable to get local issuer certificate": "emittente non tra le autorità PEC configurate",
+    "unable to verify the first certificate": "emittente non tra le autorità PEC configurate",
+    "self-signed certificate in certificate chain": "catena verso un'autorità non configurata",
+    "self signed certificate in certificate chain": "catena verso un'autorità non configurata",
+    "self-signed certificate": "certificato autofirmato",
+    "self signed certificate": "certificato autofirmato",
+    "certificate signature failure": "firma del certificato non valida",
+    "unsupported certificate purpose": "certificato non adatto alla firma",
+}
+
+
 def _last_error(proc: subprocess.CompletedProcess[bytes]) -> str:
     lines = [ln for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if not lines:
         return "errore sconosciuto"
     last = lines[-1]
+    # "...:PKCS7_verify:certificate verify error:...:Verify error: certificate has expired"
+    if "Verify error:" in last:
+        detail = last.rsplit("Verify error:", 1)[1].strip()
+        return f"{_CHAIN_ERRORS[detail]}: {detail}" if detail in _CHAIN_ERRORS else detail
     # "...:error:10800069:PKCS7 routines:PKCS7_verify:signature failure:..." -> "signature failure"
     parts = last.split(":")
     return parts[5] if len(parts) > 6 else last
@@ -56,7 +77,18 @@ def open_signed(raw: bytes, workdir: Path) -> Signature:
     msg_file, content_file, signer_file = workdir / "msg.eml", workdir / "content", workdir / "signer.pem"
     msg_file.write_bytes(raw)
     proc = _openssl(
-        ["smime", "-verify", "-noverify", "-in", str(msg_file), "-out", str(content_file), "-signer", str(signer_file)]
+        [
+            "smime",
+            "-verify",
+            "-noverify",
+            *_NO_DEFAULT_STORES,
+            "-in",
+            str(msg_file),
+            "-out",
+            str(content_file),
+            "-signer",
+            str(signer_file),
+        ]
     )
     if proc.returncode != 0:
         raise VerifyError(f"firma non valida ({_last_error(proc)})")
@@ -90,7 +122,8 @@ def check_chain(raw: bytes, ca_bundle: Path, at: datetime, workdir: Path) -> Non
             "/dev/null",
             "-CAfile",
             str(ca_bundle),
-            "-no-CApath",
+            "-no-CApath",  # only the configured bundle: never the system's public roots,
+            "-no-CAstore",  # which OpenSSL 3 otherwise loads as a default store
             "-partial_chain",  # the PEC authorities are intermediates under a commercial root
             "-purpose",
             "any",

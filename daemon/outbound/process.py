@@ -1,0 +1,110 @@
+"""The outbox sender in its own process, so that delivering mail and taking mail in use both cores.
+
+The child dies with its parent (PR_SET_PDEATHSIG on Linux, and a parent watch everywhere): a
+SIGKILL of `sportello run` leaves no orphan sender behind. Coordination is through the database
+(leases on outbox rows) and two events: wake (new rows) and stop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import signal
+import threading
+
+from daemon.config import Config
+
+__all__ = ["SenderProcess"]
+
+log = logging.getLogger("sportello.outbox")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                os._exit(0)  # the parent is gone: nobody will ever stop us
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _child(
+    config: Config,
+    parent_pid: int,
+    wake: multiprocessing.synchronize.Event,
+    stop: multiprocessing.synchronize.Event,
+    log_level: int,
+) -> None:
+    from daemon.logmask import MaskingFilter
+    from daemon.outbound.sender import OutboxSender
+    from storage.db import make_engine, make_session_factory
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    handler = logging.StreamHandler()
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[invio]: %(message)s"))
+    logging.basicConfig(level=log_level, handlers=[handler])
+    local_stop = threading.Event()
+    _die_with_parent(parent_pid, local_stop)
+    engine = make_engine(config.database_url)
+    sender = OutboxSender(make_session_factory(engine), config)
+
+    # Bridge the process-shared events to the threading events the sender loop waits on.
+    local_wake = threading.Event()
+
+    def bridge() -> None:
+        while not local_stop.is_set():
+            if stop.wait(0.05):
+                local_stop.set()
+                local_wake.set()
+                return
+            if wake.is_set():
+                wake.clear()
+                local_wake.set()
+
+    threading.Thread(target=bridge, name="bridge", daemon=True).start()
+    try:
+        sender.run(local_stop, local_wake)
+    finally:
+        engine.dispose()
+
+
+class SenderProcess:
+    def __init__(self, config: Config) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._wake = ctx.Event()
+        self._stop = ctx.Event()
+        self._process = ctx.Process(
+            target=_child,
+            args=(config, os.getpid(), self._wake, self._stop, logging.getLogger().getEffectiveLevel()),
+            name="sportello-invio",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._process.start()
+        log.info("processo di invio avviato (pid %s)", self._process.pid)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("il processo di invio non si è fermato in %.0f s: terminato", timeout)
+            self._process.kill()
+            self._process.join(5)
