@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from daemon.message import ParsedMessage, UnparseableMessage
 
-__all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision"]
+__all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision", "oversized_decision"]
 
 
 class DecisionLike(Protocol):
@@ -126,3 +126,13 @@ class SystemDecision:
             "sla": None,
             "templates": list(self.templates),
         }
+
+
+def oversized_decision(limit_bytes: int) -> SystemDecision:
+    """Too large to take in: the sender is told the limit (the message itself is kept)."""
+    return SystemDecision(
+        "reject",
+        "allegati_eccessivi",
+        ("rifiuto_allegati_eccessivi",),
+        params={"limite_mb": str(limit_bytes // 2**20)},
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from daemon.analysis import Analysis, Lookups, SystemDecision
+from daemon.analysis import Analysis, Lookups, SystemDecision, oversized_decision
 from daemon.autoreply import automatic_reason, wants_no_autoreply
 from daemon.classify import Classification, Vocabularies, classify, find_ticket_ids
 from daemon.config import Config, Mailbox
@@ -85,18 +85,13 @@ class MessageAnalyser:
         if len(raw) > self.config.intake.max_message_bytes:
             return Analysis(
                 mailbox_id=mailbox.id,
-                decision=SystemDecision(
-                    "reject",
-                    "allegati_eccessivi",
-                    ("rifiuto_allegati_eccessivi",),
-                    params={"limite_mb": str(self.config.intake.max_message_bytes // 2**20)},
-                ),
+                decision=oversized_decision(self.config.intake.max_message_bytes),
                 envelope=envelope,
                 effective=envelope,
                 automatic=automatic_reason(
                     envelope,
                     message_id_domain=self.config.instance.message_id_domain,
-                    own_addresses=self.config.own_addresses,
+                    own_addresses=self._own_addresses(mailbox),
                 ),
             )
 
@@ -112,8 +107,13 @@ class MessageAnalyser:
             automatic = automatic_reason(
                 envelope,
                 message_id_domain=self.config.instance.message_id_domain,
-                own_addresses=self.config.own_addresses,
+                own_addresses=self._own_addresses(mailbox),
             )
+        elif pec.kind == "non_verificata" and pec.looks_like == "ricevuta":
+            # It claims to be a provider's receipt (a delivery notification) but does not verify: never
+            # filed as proof, and it must neither open a ticket nor be answered (the reply would go to
+            # the provider's system address, and a forged delivery error must not alarm anyone).
+            automatic = "bounce"
 
         cls = classify(effective, self.vocab, resolve_message_id=lookups.ticket_for_message_id)
         reply_to_ticket = self._reply_to_ticket(effective, lookups)
@@ -150,6 +150,13 @@ class MessageAnalyser:
             reply_to_ticket=reply_to_ticket,
             signed_at=signed_at,
         )
+
+    def _own_addresses(self, mailbox: Mailbox) -> frozenset[str]:
+        """Our addresses, as loop evidence; except those this mailbox expects mail from (the regional
+        mailbox writing to the national one is an office handing on a case, not a loop). Our
+        Message-IDs and the loop header still catch a real loop between them."""
+        allowed = {a.lower() for a in mailbox.allowed_senders}
+        return self.config.own_addresses - allowed if allowed else self.config.own_addresses
 
     @staticmethod
     def _sender(envelope: ParsedMessage, effective: ParsedMessage, pec: PecAnalysis | None) -> str:

@@ -8,6 +8,7 @@ touches IMAP; callers act only after the commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from daemon.analysis import Analysis, Lookups
+from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
 from daemon.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
@@ -262,6 +263,9 @@ class Pipeline:
         now = self.clock()
         archive_ref = self.archive.store(item.raw, digest, defer_sync=True)
         analysis = self.analyser(item.raw, mailbox, session_lookups(session))
+        if item.oversized and analysis.envelope is not None:
+            # Only the header was fetched; the message stays whole on the IMAP server.
+            analysis = dataclasses.replace(analysis, decision=oversized_decision(self.config.intake.max_message_bytes))
         msg = analysis.effective or analysis.envelope
         received_at = analysis.signed_at or item.received_at or now
 

@@ -1,0 +1,89 @@
+"""The CLI as an admin uses it: ingest, tickets, outbox, explain; bad input gives a message, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from daemon.cli.main import app
+from tests.conftest import ROOT
+from tests.support.stack import citizen_mail
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("config.yaml",):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("routing_rules", "templates", "certs"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "archive"))
+    return tmp_path
+
+
+def _cli(workdir: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--config", str(workdir / "config.yaml")])
+    return result.exit_code, result.output
+
+
+def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
+    eml = workdir / "m.eml"
+    eml.write_bytes(citizen_mail("GestioneCredito.Ferrara@inps.example", 1))
+    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "2026-11-20T09:30")
+    assert code == 0, output
+    code, output = _cli(workdir, "tickets", "list", "--json")
+    tickets = json.loads(output)
+    assert len(tickets) == 1
+    ticket = tickets[0]
+    assert ticket["id"].startswith("FE-2026-")
+    assert ticket["received_at"].startswith("2026-11-20T08:30")  # 09:30 in Rome is 08:30 UTC
+    code, output = _cli(workdir, "tickets", "show", ticket["id"], "--json")
+    detail = json.loads(output)
+    for key in ("id", "office", "state", "mailbox", "requester", "subject", "codici_fiscali", "queue", "assignee",
+                "received_at", "due_at", "closed_at", "messages", "events"):
+        assert key in detail
+    assert detail["messages"][0]["direction"] == "in"
+    code, output = _cli(workdir, "outbox", "list", "--json")
+    rows = json.loads(output)
+    assert [r["template"] for r in rows] == ["conferma_ricezione"]
+    for key in ("to", "cc", "subject", "template", "status", "attempts"):
+        assert key in rows[0]
+    assert f"[{ticket['id']}]" in rows[0]["subject"]
+
+
+def test_malformed_eml_is_quarantined_with_exit_3_and_no_traceback(workdir: Path) -> None:
+    bad = workdir / "bad.eml"
+    bad.write_bytes(b"\x00\x01\x02 this is not an email at all\n\n\xff\xfe")
+    code, output = _cli(workdir, "ingest", str(bad), "--mailbox", "fe-credito")
+    assert code == 3
+    assert "quarantined" in output
+    assert "Traceback" not in output
+
+
+def test_missing_file_unknown_mailbox_and_bad_time_are_clear_errors(workdir: Path) -> None:
+    code, output = _cli(workdir, "ingest", str(workdir / "nope.eml"), "--mailbox", "fe-credito")
+    assert code == 2 and "impossibile leggere" in output and "Traceback" not in output
+    eml = workdir / "m.eml"
+    eml.write_bytes(citizen_mail("x@inps.example", 2))
+    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "nessuna")
+    assert code == 2 and "casella sconosciuta" in output
+    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "ieri")
+    assert code == 2 and "--received-at non valido" in output
+
+
+def test_explain_writes_nothing_and_says_why(workdir: Path) -> None:
+    eml = workdir / "m.eml"
+    eml.write_bytes(citizen_mail("GestioneCredito.Ferrara@inps.example", 3, subject="Richiesta rimborso contributi"))
+    code, output = _cli(workdir, "explain", str(eml), "--mailbox", "fe-credito", "--json")
+    assert code == 0, output
+    data = json.loads(output)
+    assert data["action"] == "reject" and data["reason"] == "istanza_non_pec"
+    assert data["istanza"] is True
+    code, output = _cli(workdir, "tickets", "list", "--json")
+    assert json.loads(output) == []
