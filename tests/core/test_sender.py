@@ -1,0 +1,113 @@
+"""The outbox sender against a real SMTP sink: retries with backoff, permanent failures, every attempt recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from daemon.config import Config
+from daemon.outbound.sender import OutboxSender
+from daemon.outbound.sink import SmtpSink
+from daemon.pipeline import InboundItem
+from daemon.service import Service
+from storage.models import Alert, Outbox, OutboxAttempt, TicketEvent
+from tests.support.stack import citizen_mail, stack_config
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    s = SmtpSink("127.0.0.1", 0)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def setup(shipped_config: Config, sink: SmtpSink, tmp_path: Path) -> tuple[Service, OutboxSender, Clock, Config]:
+    cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[])
+    outbound = cfg.outbound.model_copy(update={"retry_min_seconds": 60, "retry_max_seconds": 600, "max_attempts": 4})
+    cfg = cfg.model_copy(update={"outbound": outbound})
+    clock = Clock()
+    service = Service(cfg, clock=clock)
+    address = cfg.mailbox("fe-credito").address
+    service.ingest([InboundItem(raw=citizen_mail(address, 1), mailbox_id="fe-credito")])
+    return service, OutboxSender(service.session_factory, cfg, clock=clock), clock, cfg
+
+
+def _row(service: Service) -> Outbox:
+    with service.session_factory() as s:
+        return s.execute(select(Outbox)).scalar_one()
+
+
+def _attempts(service: Service) -> list[tuple[str, int | None]]:
+    with service.session_factory() as s:
+        return [(a.result, a.smtp_code) for a in s.execute(select(OutboxAttempt).order_by(OutboxAttempt.id)).scalars()]
+
+
+def test_temporary_failure_waits_with_backoff_then_delivers_once(setup, sink: SmtpSink) -> None:
+    service, sender, clock, _cfg = setup
+    sink.set_mode("tempfail")
+    assert sender.send_due() == 1
+    row = _row(service)
+    assert row.status == "pending" and row.attempts == 1
+    assert "errore temporaneo" in (row.last_error or "")
+    assert row.next_attempt_at == clock.now + timedelta(seconds=60)
+    assert sender.send_due() == 0  # not due yet
+    clock.now += timedelta(seconds=61)
+    sender.send_due()
+    assert _row(service).next_attempt_at == clock.now + timedelta(seconds=120)  # doubled
+    sink.set_mode("accept")
+    clock.now += timedelta(seconds=121)
+    assert sender.send_due() == 1
+    assert _row(service).status == "sent"
+    assert _attempts(service) == [("temporary", 451), ("temporary", 451), ("sent", 250)]
+    assert len(sink.messages) == 1
+    assert sink.messages[0].message_id == _row(service).message_id
+
+
+def test_server_down_is_temporary_and_recorded(setup, sink: SmtpSink) -> None:
+    service, sender, _clock, _cfg = setup
+    sink.set_mode("down")
+    sender.send_due()
+    row = _row(service)
+    assert row.status == "pending"
+    assert "connessione SMTP non riuscita" in (row.last_error or "")
+    assert _attempts(service) == [("temporary", None)]
+
+
+def test_permanent_refusal_fails_at_once_and_tells_admin_and_ticket(setup, sink: SmtpSink) -> None:
+    service, sender, _clock, _cfg = setup
+    sink.set_mode("permfail")
+    sender.send_due()
+    row = _row(service)
+    assert row.status == "failed" and row.attempts == 1
+    assert _attempts(service) == [("permanent", 550)]
+    with service.session_factory() as s:
+        alerts = list(s.execute(select(Alert).where(Alert.kind == "invio_fallito")).scalars())
+        events = list(s.execute(select(TicketEvent).where(TicketEvent.kind == "email_non_recapitata")).scalars())
+    assert len(alerts) == 1 and alerts[0].ticket_id == row.ticket_id
+    assert len(events) == 1 and events[0].ticket_id == row.ticket_id
+
+
+def test_gives_up_after_max_attempts(setup, sink: SmtpSink) -> None:
+    service, sender, clock, cfg = setup
+    sink.set_mode("tempfail")
+    for _ in range(cfg.outbound.max_attempts):
+        sender.send_due()
+        clock.now += timedelta(seconds=cfg.outbound.retry_max_seconds + 1)
+    row = _row(service)
+    assert row.status == "failed" and row.attempts == cfg.outbound.max_attempts
+    assert sender.send_due() == 0
+    assert sink.messages == []
