@@ -15,19 +15,32 @@ __all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision", "oversized_d
 class DecisionLike(Protocol):
     """The routing decision (daemon.rules.Decision satisfies this)."""
 
-    rule_id: str
-    rules_version: str
-    action: str  # open_ticket | append | reject | ignore | forward | quarantine
-    reason: str | None
-    queue: str | None
-    sla: str | None
-    assignees: tuple[str, ...]
-    templates: tuple[str, ...]
-    forward_to: tuple[str, ...]
-    tags: tuple[str, ...]
-    priority: str | None
-    params: Mapping[str, str]
-    target_ticket: str | None
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def rules_version(self) -> str: ...
+    @property
+    def action(self) -> str: ...  # open_ticket | append | reject | ignore | forward | quarantine
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def sla(self) -> str | None: ...
+    @property
+    def assignees(self) -> tuple[str, ...]: ...
+    @property
+    def templates(self) -> tuple[str, ...]: ...
+    @property
+    def forward_to(self) -> tuple[str, ...]: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def priority(self) -> str | None: ...
+    @property
+    def params(self) -> Mapping[str, str]: ...
+    @property
+    def target_ticket(self) -> str | None: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 

@@ -243,8 +243,8 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
             problems.append(
                 doc.problem(["mailboxes", i, "smtp_profile"], f"profilo SMTP sconosciuto: {m.smtp_profile}")
             )
-    for i, p in enumerate(cfg.people):
-        for off in p.offices:
+    for i, person in enumerate(cfg.people):
+        for off in person.offices:
             if off not in offices:
                 problems.append(doc.problem(["people", i, "offices"], f"ufficio sconosciuto: {off}"))
     addresses: dict[str, int] = {}

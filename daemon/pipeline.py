@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
@@ -184,7 +185,7 @@ class Pipeline:
         for box, group in by_box.items():
             digests = [hashlib.sha256(i.raw).hexdigest() for i in group]
             uids = [i.uid for i in group if i.uid is not None]
-            cond = InboundMessage.raw_sha256.in_(digests)
+            cond: ColumnElement[bool] = InboundMessage.raw_sha256.in_(digests)
             if uids:
                 cond = or_(cond, InboundMessage.uid.in_(uids))
             for row in session.execute(select(InboundMessage).where(InboundMessage.mailbox == box, cond)).scalars():

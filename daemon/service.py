@@ -8,9 +8,11 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from daemon.analysis import Lookups
 from daemon.config import Config
+from daemon.intake.imap import FetchedMessage
 from daemon.pipeline import InboundItem, Outcome, Pipeline
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_session_factory
@@ -76,18 +78,18 @@ class Service:
     def ingest(self, items: Sequence[InboundItem]) -> list[Outcome]:
         return self.pipeline.process_batch(items)
 
-    def imap_handler(self, mailbox_id: str) -> Callable[[Sequence[object]], None]:
-        def handle(batch: Sequence[object]) -> None:
+    def imap_handler(self, mailbox_id: str) -> Callable[[Sequence[FetchedMessage]], None]:
+        def handle(batch: Sequence[FetchedMessage]) -> None:
             items = [
                 InboundItem(
                     raw=m.raw,
                     mailbox_id=mailbox_id,
-                    source="imap",  # type: ignore[attr-defined]
+                    source="imap",
                     uidvalidity=m.uidvalidity,
-                    uid=m.uid,  # type: ignore[attr-defined]
+                    uid=m.uid,
                     received_at=m.internaldate,
-                    oversized=m.oversized,  # type: ignore[attr-defined]
-                    size=m.size,  # type: ignore[attr-defined]
+                    oversized=m.oversized,
+                    size=m.size,
                 )
                 for m in batch
             ]
@@ -161,7 +163,7 @@ class Service:
             except Exception:  # never let a reload problem stop routing
                 log.exception("ricaricamento regole non riuscito")
 
-    def _start_scheduler(self) -> object | None:
+    def _start_scheduler(self) -> Any:
         try:
             from daemon.sla.scheduler import start_scheduler
         except ImportError:  # pragma: no cover - before the SLA component exists
