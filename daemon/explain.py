@@ -64,7 +64,8 @@ def render_explanation(result: dict[str, Any]) -> str:
     if evidence:
         add("  perché:")
         for ev in evidence:
-            add(f"    - {ev.get('field')} = {ev.get('value')}: «{ev.get('term')}» nel {ev.get('where')}")
+            where = "nell'oggetto" if ev.get("where") == "oggetto" else f"nel {ev.get('where')}"
+            add(f"    - {ev.get('field')} = {ev.get('value')}: «{ev.get('term')}» {where}")
     add("")
     add("Instradamento")
     add(f"  regola: {result.get('rule')} (versione regole {result.get('rules_version', '-')})")

@@ -1,6 +1,19 @@
 """classify(message, vocabularies) -> Classification: what the subject (then the body) says.
 
 Pure: the only outside question, which ticket a Message-ID belongs to, arrives as a function.
+
+How a choice among the entries of a vocabulary is made (gestione, argomento, telematizzata):
+proper words beat weak ones (`indizi`) wherever they are; the subject beats the body; where a longer
+phrase of one entry covers a shorter one of another ("dipendenti pubblici" over "dipendenti"), the
+longer counts. Then, for the gestione, the first one mentioned wins, unless the next one is written
+beside it ("Artigiani e Commercianti", "LD/GS"): the text names more than one and we say so
+(candidates). For argomento and telematizzata the most specific evidence wins (the longest phrase,
+an expression), the first mentioned among equals.
+
+Istanza: an explicit phrase, or a request verb followed closely by a procedure ("si chiede lo
+sgravio"), or (weaker) a request noun with a procedure ("domanda di rimborso") in a message that
+neither asks questions nor refers to a request already sent; never in a sollecito, never when the
+subject asks for information. The telematizzata is looked for only in an istanza.
 """
 
 from __future__ import annotations
@@ -11,14 +24,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.classify.codes import find_codes, find_matricola
-from daemon.classify.text import Tokens, find_phrase, tokens
-from daemon.classify.vocabulary import Entry, Vocabularies
+from daemon.classify.text import Phrase, Tokens, tokens
+from daemon.classify.vocabulary import Entry, Grammar, Vocabularies
 from daemon.message import ParsedMessage
 
-__all__ = ["Classification", "classify", "find_ticket_ids"]
+__all__ = ["Classification", "Evidence", "classify", "find_ticket_ids"]
 
 _TICKET_ID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6})(?![0-9])")
 _BODY_CHARS = 20_000  # what we read of the body: the request is at the top, quotes and signatures below
+_SOLLECITO_BODY_CHARS = 2_000
+_CONJUNCTIONS = frozenset({"e", "ed", "o", "od", "oppure", "sia", "and", "or"})
+_JOINERS = frozenset({"", "/", ",", "&", "+", "e/o"})  # what may stand between two names written together
+_STRONG, _WEAK = 2, 1
+_REPLY = re.compile(r"^\s*(?:(?:re|r|risp|aw|sv|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_QUOTE_START = re.compile(
+    r"^(?:>|-{2,}\s*(?:messaggio originale|original message|messaggio inoltrato|forwarded message)|"
+    r"(?:il|on)\b.{0,120}\b(?:ha scritto|wrote)\s*:\s*$|da:\s|from:\s)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _own_text(body: str) -> str:
+    """The body before the quoted message it answers."""
+    m = _QUOTE_START.search(body)
+    return body[: m.start()] if m else body
 
 
 def find_ticket_ids(text: str) -> list[str]:
@@ -29,6 +58,17 @@ def find_ticket_ids(text: str) -> list[str]:
         if tid not in out:
             out.append(tid)
     return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    field: str  # gestione, argomento, istanza, telematizzata, sollecito
+    value: str
+    term: str  # the vocabulary word that matched, as the admin wrote it
+    where: str  # oggetto / testo
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "value": self.value, "term": self.term, "where": self.where}
 
 
 @dataclass(frozen=True)
@@ -45,7 +85,7 @@ class Classification:
     servizio_online: str | None = None
     sollecito: bool = False
     ticket_ref: str | None = None
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,45 +97,174 @@ class Classification:
             "argomento": self.argomento,
             "unita": self.unita,
             "istanza": self.istanza,
-            "telematizzata": self.telematizzata,
+            "telematizzata": self.telematizzata is not None,
+            "telematizzata_id": self.telematizzata,
             "servizio_online": self.servizio_online,
             "sollecito": self.sollecito,
             "ticket_ref": self.ticket_ref,
-            "evidence": dict(self.evidence),
+            "evidence": [e.to_dict() for e in self.evidence],
         }
 
 
-def _abbreviation_re(abbrs: Sequence[str]) -> re.Pattern[str] | None:
-    if not abbrs:
-        return None
-    return re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(a) for a in abbrs) + r")(?![A-Za-z0-9])")
+@dataclass(frozen=True)
+class _Hit:
+    entry: Entry
+    start: int  # word positions in the part
+    end: int
+    term: str
+    weight: int  # how specific the evidence is: words of the phrase; 1 for an abbreviation, 3 for an expression
+    typo: bool = False  # matched only through the one-typo tolerance
 
 
-def _match(entry: Entry, raw: str, toks: Tokens) -> tuple[int, str] | None:
-    """(score, evidence) for the best evidence of `entry` in a text, or None."""
-    best: tuple[int, str] | None = None
-    for p in entry.phrases:
-        if (best is None or p.weight * 2 > best[0]) and find_phrase(p, toks):
-            best = (p.weight * 2, p.text)
-    abbr = _abbreviation_re(entry.abbreviations)
-    if abbr is not None and (m := abbr.search(raw)):
-        best = max(best or (0, ""), (2, m.group(0)))
-    for rx in entry.patterns:
-        if m := rx.search(raw):
-            best = max(best or (0, ""), (3, m.group(0)))
-    return best
+class _Part:
+    """One text (subject or body) with every vocabulary phrase and abbreviation found in it."""
+
+    def __init__(self, name: str, text: str, vocab: Vocabularies) -> None:
+        self.name = name
+        self.toks: Tokens = tokens(text)
+        self.roles: dict[tuple[int, str], list[tuple[Phrase, tuple[int, int]]]] = {}
+        self.present: dict[int, set[int]] = {_STRONG: set(), _WEAK: set()}  # ids of entries with words here
+        for words, spans in (vocab.lexicon.scan(self.toks) if self.toks.words else {}).items():
+            for key, role, p in vocab.owners.get(words, ()):
+                self.roles.setdefault((key, role), []).extend((p, span) for span in spans)
+                if role == "phrase":
+                    self.present[_STRONG].add(key)
+                elif role == "hint":
+                    self.present[_WEAK].add(key)
+        self.abbreviations: dict[int, list[_Hit]] = {}
+        if vocab.abbreviations is not None and self.toks.words:
+            for m in vocab.abbreviations.finditer(self.toks.folded):
+                start, end = self._span(m)
+                for e in vocab.abbreviation_owners[m.group(0)]:
+                    self.abbreviations.setdefault(id(e), []).append(_Hit(e, start, end, m.group(0), 1))
+                    self.present[_STRONG].add(id(e))
+
+    def _span(self, m: re.Match[str]) -> tuple[int, int]:
+        start = self.toks.position(m.start())
+        return start, max(start + 1, self.toks.position(m.end()))
+
+    def spans(self, entry: Entry, role: str) -> list[tuple[Phrase, tuple[int, int]]]:
+        return self.roles.get((id(entry), role), [])
+
+    def separator(self, left: int, right: int) -> str:
+        """The characters between word `left` and word `right`, stripped."""
+        end = self.toks.starts[left] + len(self.toks.words[left])
+        return self.toks.folded[end : self.toks.starts[right]].strip()
+
+    def hits(self, entry: Entry, tier: int) -> list[_Hit]:
+        role = "phrase" if tier == _STRONG else "hint"
+        words = self.toks.words
+        out = [_Hit(entry, s, e, p.text, p.weight, words[s:e] != p.words) for p, (s, e) in self.spans(entry, role)]
+        if tier == _STRONG:
+            out += self.abbreviations.get(id(entry), ())
+            for rx in entry.patterns:
+                out += (_Hit(entry, *self._span(m), m.group(0), 3) for m in rx.finditer(self.toks.folded))
+        if out and entry.exceptions:
+            excluded = [span for _, span in self.spans(entry, "exception")]
+            out = [h for h in out if not any(s <= h.start and h.end <= e for s, e in excluded)]
+        return out
 
 
-def _pick(entries: Sequence[Entry], parts: Sequence[tuple[str, str, Tokens]]) -> tuple[list[Entry], str, str]:
-    """The entries with the top score in the first part (subject, then body) where any matches."""
-    for where, raw, toks in parts:
-        scored = [(s, e, ev) for e in entries if (r := _match(e, raw, toks)) for s, ev in [r]]
-        if not scored:
+def _resolve(hits: Sequence[_Hit], part: _Part, by_weight: bool) -> tuple[list[Entry], _Hit]:
+    """The entry the text names first (more than one when written side by side), and its evidence;
+    `by_weight`: the entry with the most specific evidence, the first named among equals."""
+    kept = [
+        h
+        for h in hits
+        if not any(
+            o.entry is not h.entry and o.start <= h.start and h.end <= o.end and o.end - o.start > h.end - h.start
+            for o in hits
+        )
+    ]
+    kept.sort(key=lambda h: (h.start, h.start - h.end, h.typo))
+    if by_weight:
+        best = max(h.weight for h in kept)
+        first = next(h for h in kept if h.weight == best)
+        return [first.entry], first
+    first = kept[0]
+    winners = [first.entry]
+    end = first.end
+    words = part.toks.words
+    for h in kept[1:]:
+        gap = h.start - end
+        together = gap == 0 and part.separator(end - 1, h.start) in _JOINERS
+        together = together or (
+            gap == 1
+            and words[end] in _CONJUNCTIONS
+            and not part.separator(end - 1, end)
+            and not part.separator(end, h.start)
+        )
+        if gap < 0 or together:
+            if h.entry not in winners:
+                winners.append(h.entry)
+            end = max(end, h.end)
             continue
-        top = max(s for s, _, _ in scored)
-        winners = [(e, ev) for s, e, ev in scored if s == top]
-        return [e for e, _ in winners], where, winners[0][1]
-    return [], "", ""
+        break
+    return winners, first
+
+
+def _choose(
+    entries: Sequence[Entry],
+    parts: Sequence[_Part],
+    allowed: Callable[[Entry], bool] = lambda _e: True,
+    by_weight: bool = False,
+) -> tuple[list[Entry], _Hit | None, str]:
+    for tier in (_STRONG, _WEAK):
+        for part in parts:
+            present = part.present[tier]
+            hits = [
+                h
+                for e in entries
+                if (id(e) in present or (e.patterns and tier == _STRONG)) and allowed(e)
+                for h in part.hits(e, tier)
+            ]
+            if hits:
+                winners, hit = _resolve(hits, part, by_weight)
+                return winners, hit, part.name
+    return [], None, ""
+
+
+def _grammar_hit(entry: Entry, grammar: Grammar, part: _Part, role: str) -> str | None:
+    """The first "verb/noun ... procedure" of the part, as evidence text, or None."""
+    heads = part.spans(entry, role)
+    if not heads:
+        return None
+    objects = sorted((s, e, p.text) for p, (s, e) in part.spans(entry, "object"))
+    if not objects:
+        return None
+    words = part.toks.words
+    for p, (_s, e) in sorted(heads, key=lambda x: x[1]):
+        for o_start, _o_end, o_text in objects:
+            if o_start < e or o_start - e > grammar.window:
+                continue
+            if any(words[i] in grammar.stops for i in range(e, o_start)):
+                continue
+            return f"{p.text} … {o_text}"
+    return None
+
+
+def _request(vocab: Vocabularies, part: _Part) -> tuple[str, bool] | None:
+    """(evidence, strong) for a service request in this part: an explicit phrase or a verb + procedure
+    is strong; a noun + procedure ("domanda di rimborso") may also just name a request."""
+    entry = vocab.istanza
+    for p, _span in part.spans(entry, "phrase"):
+        return p.text, True
+    if entry.grammar is None:
+        return None
+    if (ev := _grammar_hit(entry, entry.grammar, part, "verb")) is not None:
+        return ev, True
+    if (ev := _grammar_hit(entry, entry.grammar, part, "noun")) is not None:
+        return ev, False
+    return None
+
+
+def _any(part: _Part, entry: Entry, role: str) -> str | None:
+    """The first phrase of `entry` in the role found in the part (outside its exceptions), or None."""
+    excluded = [span for _, span in part.spans(entry, "exception")] if entry.exceptions else []
+    for p, (s, e) in sorted(part.spans(entry, role), key=lambda x: x[1]):
+        if not any(a <= s and e <= b for a, b in excluded):
+            return str(p.text)
+    return None
 
 
 def classify(
@@ -105,49 +274,65 @@ def classify(
 ) -> Classification:
     subject = msg.subject or ""
     body = (msg.text_body or "")[:_BODY_CHARS]
-    parts = [("oggetto", subject, tokens(subject)), ("testo", body, tokens(body))]
-    evidence: dict[str, str] = {}
+    parts = [_Part("oggetto", subject, vocab), _Part("testo", body, vocab)]
+    evidence: list[Evidence] = []
 
     subject_codes = find_codes(subject)
     body_codes = find_codes(body)
     valid = list(subject_codes.valid) + [c for c in body_codes.valid if c not in subject_codes.valid]
     invalid = list(subject_codes.invalid) + [c for c in body_codes.invalid if c not in subject_codes.invalid]
 
-    gestioni, where, ev = _pick(vocab.gestioni, parts)
+    gestioni, hit, where = _choose(vocab.gestioni, parts)
     gestione = gestioni[0].id if len(gestioni) == 1 else None
-    if gestioni:
-        evidence["gestione"] = f"{where}: {ev}"
+    if hit is not None:
+        evidence.append(Evidence("gestione", gestione or "/".join(e.id for e in gestioni), hit.term, where))
 
-    argomenti, where, ev = _pick(vocab.argomenti, parts)
+    argomenti, hit, where = _choose(vocab.argomenti, parts, by_weight=True)
     argomento = argomenti[0] if argomenti else None
-    if argomento:
-        evidence["argomento"] = f"{where}: {ev}"
+    if argomento is not None and hit is not None:
+        evidence.append(Evidence("argomento", argomento.id, hit.term, where))
+
+    sollecito = False
+    head = parts[1] if len(body) <= _SOLLECITO_BODY_CHARS else _Part("testo", body[:_SOLLECITO_BODY_CHARS], vocab)
+    # In a reply the subject is the conversation's: what this message says is in its own text.
+    reply = _REPLY.match(subject) is not None and bool(_own_text(body).strip())
+    for part in (head,) if reply else (parts[0], head):
+        term = _any(part, vocab.sollecito, "phrase")
+        if term is not None:
+            sollecito = True
+            evidence.append(Evidence("sollecito", "sì", term, part.name))
+            break
 
     istanza = False
-    info_in_subject = _match(vocab.informativa, subject, parts[0][2]) is not None
-    for where, raw, toks in parts:
-        hit = _match(vocab.istanza, raw, toks)
-        if hit and not info_in_subject:
+    # A reminder is not a new request; a subject asking for information is not one either.
+    if not sollecito and _any(parts[0], vocab.informativa, "phrase") is None:
+        found = [(part, r) for part in parts if (r := _request(vocab, part)) is not None]
+        strong = next(((part, r) for part, r in found if r[1]), None)
+        weak = found[0] if found else None
+        if strong is not None:
             istanza = True
-            evidence["istanza"] = f"{where}: {hit[1]}"
-            break
-        if where == "oggetto" and info_in_subject:
-            break  # an information request about a procedure is not the procedure itself
+            evidence.append(Evidence("istanza", "sì", strong[1][0], strong[0].name))
+        elif (
+            weak is not None
+            and "?" not in subject
+            and "?" not in body
+            and _any(parts[1], vocab.informativa, "context") is None
+        ):
+            istanza = True
+            evidence.append(Evidence("istanza", "sì", weak[1][0], weak[0].name))
 
     telematizzata: Entry | None = None
     if istanza:
-        found, where, ev = _pick(vocab.telematizzate, parts)
-        if found:
-            telematizzata = found[0]
-            evidence["telematizzata"] = f"{where}: {ev}"
-
-    sollecito = False
-    for where, raw, toks in parts[:1] + [("testo", body[:2000], tokens(body[:2000]))]:
-        hit = _match(vocab.sollecito, raw, toks)
-        if hit:
-            sollecito = True
-            evidence["sollecito"] = f"{where}: {hit[1]}"
-            break
+        named = {gestione} if gestione else {e.id for e in gestioni}
+        found_t, hit, where = _choose(
+            vocab.telematizzate,
+            parts,
+            lambda e: not e.gestioni or bool(named.intersection(e.gestioni)),
+            by_weight=True,
+        )
+        if found_t and hit is not None:
+            telematizzata = found_t[0]
+            evidence.append(Evidence("telematizzata", telematizzata.id, hit.term, where))
 
     ticket_ref = None
     ids = find_ticket_ids(subject) or find_ticket_ids(body)
@@ -173,5 +358,5 @@ def classify(
         servizio_online=telematizzata.online_service if telematizzata else None,
         sollecito=sollecito,
         ticket_ref=ticket_ref,
-        evidence=evidence,
+        evidence=tuple(evidence),
     )

@@ -1,7 +1,7 @@
 """The vocabularies in routing_rules/ (gestioni, argomenti, istanze), loaded and checked.
 
 Admins edit these files; every problem (duplicate word across ids, id without words, bad regular
-expression, unknown unit) is reported in Italian with file and line, all at once.
+expression, unknown unit or gestione, unknown key) is reported in Italian with file and line, all at once.
 """
 
 from __future__ import annotations
@@ -12,13 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.classify.text import Phrase, phrase
+from daemon.classify.text import Lexicon, Phrase, fold, phrase
 from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml
 
-__all__ = ["Entry", "Vocabularies", "VocabularyError", "load_vocabularies"]
+__all__ = ["Entry", "Grammar", "Vocabularies", "VocabularyError", "load_vocabularies"]
 
 FILES = ("gestioni.yaml", "argomenti.yaml", "istanze.yaml")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# Keys each kind of entry may have: anything else is a typo the admin should hear about.
+_COMMON_KEYS = {"etichetta", "parole", "errori", "abbreviazioni", "espressioni", "indizi", "eccezioni"}
+_KEYS = {
+    "gestioni": _COMMON_KEYS,
+    "argomenti": _COMMON_KEYS | {"unita", "cassetto"},
+    "telematizzate": _COMMON_KEYS | {"servizio_online", "gestioni"},
+    "istanza": _COMMON_KEYS | {"verbi", "nomi", "oggetti", "distanza", "interruzioni"},
+    "informativa": _COMMON_KEYS | {"nel_testo"},
+    "sollecito": _COMMON_KEYS,
+}
 
 
 class VocabularyError(Exception):
@@ -28,15 +39,50 @@ class VocabularyError(Exception):
 
 
 @dataclass(frozen=True)
+class Grammar:
+    """A request written as a verb ("si chiede", "chiedo") or a noun ("richiesta di") followed, within
+    `window` words, by the procedure asked for ("rimborso", "sgravio"); a stop word in between
+    ("se", "informazioni") means the sentence asks something else."""
+
+    verbs: tuple[Phrase, ...] = ()
+    nouns: tuple[Phrase, ...] = ()
+    objects: tuple[Phrase, ...] = ()
+    stops: frozenset[str] = frozenset()
+    window: int = 4
+
+
+@dataclass(frozen=True)
 class Entry:
     id: str
     label: str
     phrases: tuple[Phrase, ...]
     abbreviations: tuple[str, ...] = ()  # matched case-sensitively as whole words ("LD", "GS")
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()  # matched on the text without accents, any case
     unit: str | None = None
     cassetto: bool = False
     online_service: str | None = None
+    hints: tuple[Phrase, ...] = ()  # weak words: they count only when no entry has a proper word
+    exceptions: tuple[Phrase, ...] = ()  # phrases inside which this entry's words do not count
+    gestioni: tuple[str, ...] = ()  # telematizzate: the words count only for these gestioni
+    context: tuple[Phrase, ...] = ()  # informativa: words of the body that make a request informational
+    grammar: Grammar | None = None  # istanza: verb/noun + procedure
+
+    def roles(self) -> list[tuple[str, tuple[Phrase, ...]]]:
+        """Every phrase list of the entry with the role it plays."""
+        out = [("phrase", self.phrases), ("hint", self.hints), ("exception", self.exceptions)]
+        out.append(("context", self.context))
+        if self.grammar is not None:
+            out += [("verb", self.grammar.verbs), ("noun", self.grammar.nouns), ("object", self.grammar.objects)]
+        return out
+
+    def all_phrases(self) -> list[Phrase]:
+        return [p for _, phrases in self.roles() for p in phrases]
+
+
+def abbreviation_pattern(abbrs: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole-word, case-sensitive; not when followed by a dot and a number ("ART. 116" is an article)."""
+    alternatives = "|".join(re.escape(a) for a in sorted(abbrs, key=len, reverse=True))
+    return re.compile(r"(?<![A-Za-z0-9])(?:" + alternatives + r")(?![A-Za-z0-9])(?!\.\s?[0-9])")
 
 
 @dataclass(frozen=True)
@@ -49,6 +95,28 @@ class Vocabularies:
     telematizzate: tuple[Entry, ...]
     sollecito: Entry
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256, for the explain output
+    # Compiled for matching (built from the entries above):
+    lexicon: Lexicon = field(init=False, compare=False, repr=False)
+    owners: dict[tuple[str, ...], list[tuple[int, str, Phrase]]] = field(init=False, compare=False, repr=False)
+    abbreviations: re.Pattern[str] | None = field(init=False, compare=False, repr=False)
+    abbreviation_owners: dict[str, list[Entry]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        entries = [*self.gestioni, *self.argomenti, *self.telematizzate, self.istanza, self.informativa, self.sollecito]
+        owners: dict[tuple[str, ...], list[tuple[int, str, Phrase]]] = {}
+        for e in entries:
+            for role, phrases in e.roles():
+                for p in phrases:
+                    owners.setdefault(p.words, []).append((id(e), role, p))
+        abbreviation_owners: dict[str, list[Entry]] = {}
+        for e in entries:
+            for a in e.abbreviations:
+                abbreviation_owners.setdefault(a, []).append(e)
+        object.__setattr__(self, "lexicon", Lexicon(p for e in entries for p in e.all_phrases()))
+        object.__setattr__(self, "owners", owners)
+        object.__setattr__(self, "abbreviation_owners", abbreviation_owners)
+        pattern = abbreviation_pattern(tuple(abbreviation_owners)) if abbreviation_owners else None
+        object.__setattr__(self, "abbreviations", pattern)
 
     def is_cassetto(self, argomento: str | None) -> bool:
         return any(a.id == argomento and a.cassetto for a in self.argomenti)
@@ -63,7 +131,7 @@ class _Reader:
         self.doc = doc
         self.problems: list[YamlProblem] = []
 
-    def entry(self, path: list[str | int], entry_id: str, node: Any, seen: dict[str, str]) -> Entry | None:
+    def entry(self, path: list[str | int], entry_id: str, node: Any, seen: dict[str, str], kind: str) -> Entry | None:
         if not isinstance(node, dict):
             self.problems.append(self.doc.problem(path, "atteso un elenco di chiavi (etichetta, parole, ...)"))
             return None
@@ -71,32 +139,30 @@ class _Reader:
             self.problems.append(
                 self.doc.problem(path, f"identificativo non valido: {entry_id!r} (minuscole, cifre e _)")
             )
-        words = self._strings(path, node, "parole") + self._strings(path, node, "errori")
+        allowed = _KEYS[kind]
+        for key in node:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                message = f"chiave sconosciuta «{key}» (ammesse: {known})"
+                self.problems.append(self.doc.problem([*path, str(key)], message))
         abbreviations = self._strings(path, node, "abbreviazioni")
         regexes = self._strings(path, node, "espressioni")
         patterns: list[re.Pattern[str]] = []
         for i, rx in enumerate(regexes):
             try:
-                patterns.append(re.compile(rx, re.IGNORECASE))
+                re.compile(rx)
+                patterns.append(re.compile(fold(rx), re.IGNORECASE))
             except re.error as exc:
                 self.problems.append(self.doc.problem([*path, "espressioni", i], f"espressione regolare errata: {exc}"))
-        if not words and not abbreviations and not regexes:
+        phrases = self._phrases(path, node, ("parole", "errori"), entry_id, seen)
+        hints = self._phrases(path, node, ("indizi",), entry_id, seen)
+        exceptions = self._phrases(path, node, ("eccezioni",), entry_id, None)
+        context = self._phrases(path, node, ("nel_testo",), entry_id, None)
+        grammar = self._grammar(path, node, entry_id) if kind == "istanza" else None
+        has_grammar = grammar is not None and bool(grammar.objects) and bool(grammar.verbs or grammar.nouns)
+        if not phrases and not hints and not abbreviations and not regexes and not has_grammar:
             self.problems.append(self.doc.problem(path, f"{entry_id}: nessuna parola, abbreviazione o espressione"))
-        phrases: list[Phrase] = []
-        for key in ("parole", "errori"):
-            for i, w in enumerate(node.get(key) or []):
-                p = phrase(str(w))
-                if not p.words:
-                    self.problems.append(self.doc.problem([*path, key, i], "parola vuota"))
-                    continue
-                norm = " ".join(p.words)
-                if norm in seen and seen[norm] != entry_id:
-                    self.problems.append(
-                        self.doc.problem([*path, key, i], f"«{w}» è già una parola di {seen[norm]}")
-                    )
-                seen[norm] = entry_id
-                phrases.append(p)
-        label = node.get("etichetta")
+        label = node.get("etichetta", entry_id if kind in ("istanza", "informativa", "sollecito") else None)
         if not isinstance(label, str) or not label.strip():
             self.problems.append(self.doc.problem(path, f"{entry_id}: manca l'etichetta"))
             label = entry_id
@@ -111,13 +177,56 @@ class _Reader:
             unit=str(unit) if unit is not None else None,
             cassetto=bool(node.get("cassetto", False)),
             online_service=str(online) if online else None,
+            hints=tuple(hints),
+            exceptions=tuple(exceptions),
+            gestioni=tuple(self._strings(path, node, "gestioni")),
+            context=tuple(context),
+            grammar=grammar,
         )
+
+    def _phrases(
+        self,
+        path: list[str | int],
+        node: dict[str, Any],
+        keys: tuple[str, ...],
+        entry_id: str,
+        seen: dict[str, str] | None,
+    ) -> list[Phrase]:
+        """The phrases under `keys`; with `seen`, a phrase already used by another id is a problem."""
+        out: list[Phrase] = []
+        for key in keys:
+            for i, w in enumerate(self._strings(path, node, key)):
+                p = phrase(w)
+                if not p.words:
+                    self.problems.append(self.doc.problem([*path, key, i], "parola vuota"))
+                    continue
+                if seen is not None:
+                    norm = " ".join(p.words)
+                    if norm in seen and seen[norm] != entry_id:
+                        where = [*path, key, i]
+                        self.problems.append(self.doc.problem(where, f"«{w}» è già una parola di {seen[norm]}"))
+                    seen[norm] = entry_id
+                out.append(p)
+        return out
+
+    def _grammar(self, path: list[str | int], node: dict[str, Any], entry_id: str) -> Grammar:
+        verbs = self._phrases(path, node, ("verbi",), entry_id, None)
+        nouns = self._phrases(path, node, ("nomi",), entry_id, None)
+        objects = self._phrases(path, node, ("oggetti",), entry_id, None)
+        stops = frozenset(w for p in self._phrases(path, node, ("interruzioni",), entry_id, None) for w in p.words)
+        window = node.get("distanza", 4)
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 20:
+            self.problems.append(self.doc.problem([*path, "distanza"], "atteso un numero intero di parole tra 0 e 20"))
+            window = 4
+        if (verbs or nouns) and not objects:
+            self.problems.append(self.doc.problem(path, f"{entry_id}: verbi o nomi senza oggetti"))
+        return Grammar(tuple(verbs), tuple(nouns), tuple(objects), stops, window)
 
     def _strings(self, path: list[str | int], node: dict[str, Any], key: str) -> list[str]:
         value = node.get(key)
         if value is None:
             return []
-        if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
             self.problems.append(self.doc.problem([*path, key], "atteso un elenco di testi"))
             return []
         return [str(v) for v in value]
@@ -150,7 +259,10 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
 
     g = _Reader(docs["gestioni.yaml"])
     seen: dict[str, str] = {}
-    gestioni = [e for k, v in g.section("gestioni").items() if (e := g.entry(["gestioni", k], str(k), v, seen))]
+    gestioni = [
+        e for k, v in g.section("gestioni").items() if (e := g.entry(["gestioni", k], str(k), v, seen, "gestioni"))
+    ]
+    gestione_ids = {e.id for e in gestioni}
 
     a = _Reader(docs["argomenti.yaml"])
     units_raw = a.section("unita")
@@ -158,13 +270,12 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
     seen = {}
     argomenti = []
     for k, v in a.section("argomenti").items():
-        e = a.entry(["argomenti", k], str(k), v, seen)
+        e = a.entry(["argomenti", k], str(k), v, seen, "argomenti")
         if e is None:
             continue
         if e.unit is None or e.unit not in units:
-            a.problems.append(
-                a.doc.problem(["argomenti", k], f"{k}: unità sconosciuta {e.unit!r} (definite: {', '.join(units)})")
-            )
+            where = ["argomenti", k, "unita"] if e.unit is not None else ["argomenti", k]
+            a.problems.append(a.doc.problem(where, f"{k}: unità sconosciuta {e.unit!r} (definite: {', '.join(units)})"))
         argomenti.append(e)
 
     s = _Reader(docs["istanze.yaml"])
@@ -175,15 +286,25 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
         if node is None:
             s.problems.append(s.doc.problem([], f"manca la sezione «{key}»"))
             continue
-        entry = s.entry([key], key, {"etichetta": key, **node} if isinstance(node, dict) else node, {})
+        entry = s.entry([key], key, node, {}, key)
         if entry:
             singles[key] = entry
     telematizzate = [
-        e for k, v in s.section("telematizzate").items() if (e := s.entry(["telematizzate", k], str(k), v, seen))
+        e
+        for k, v in s.section("telematizzate").items()
+        if (e := s.entry(["telematizzate", k], str(k), v, seen, "telematizzate"))
     ]
-    for e, k in ((e, e.id) for e in telematizzate):
+    for e in telematizzate:
         if not e.online_service:
-            s.problems.append(s.doc.problem(["telematizzate", k], f"{k}: manca servizio_online (dove presentarla)"))
+            s.problems.append(
+                s.doc.problem(["telematizzate", e.id], f"{e.id}: manca servizio_online (dove presentarla)")
+            )
+        known = ", ".join(sorted(gestione_ids))
+        for i, gid in enumerate(e.gestioni):
+            if gid not in gestione_ids:
+                where = ["telematizzate", e.id, "gestioni", i]
+                message = f"{e.id}: gestione sconosciuta {gid!r} (definite in gestioni.yaml: {known})"
+                s.problems.append(s.doc.problem(where, message))
 
     problems = g.problems + a.problems + s.problems
     if problems:
