@@ -31,8 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from daemon.config import load_config  # noqa: E402
 import psutil  # noqa: E402
+
+from daemon.config import load_config  # noqa: E402
 from tests.servers.dovecot import start_dovecot  # noqa: E402
 from tests.support.stack import citizen_mail, imap_env, stack_config, wait_until, write_config  # noqa: E402
 

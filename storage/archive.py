@@ -26,6 +26,7 @@ class RawArchive:
         self.root = Path(root)
         self.fsync = fsync
         self._pending: list[Path] = []
+        self._dirs: set[Path] = set()  # fan-out directories known to exist
         self._lock = threading.Lock()
 
     def _path(self, digest: str) -> Path:
@@ -38,7 +39,9 @@ class RawArchive:
         path = self._path(digest)
         if path.exists():
             return PREFIX + digest
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:

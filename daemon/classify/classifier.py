@@ -31,7 +31,7 @@ from daemon.message import ParsedMessage
 __all__ = ["Classification", "Evidence", "classify", "find_ticket_ids"]
 
 _TICKET_ID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6})(?![0-9])")
-_BODY_CHARS = 20_000  # what we read of the body: the request is at the top, quotes and signatures below
+_BODY_CHARS = 6_000  # what we read of the body: the request is at the top, quotes and signatures below
 _SOLLECITO_BODY_CHARS = 2_000
 _CONJUNCTIONS = frozenset({"e", "ed", "o", "od", "oppure", "sia", "and", "or"})
 _JOINERS = frozenset({"", "/", ",", "&", "+", "e/o"})  # what may stand between two names written together

@@ -182,8 +182,8 @@ class Lexicon:
         meaning = {w: m for w in text.index if (m := self._lexicon_words(w))}
         positions: dict[str, list[int]] = {}
         for w, ms in meaning.items():
-            for m in ms:
-                positions.setdefault(m, []).extend(text.index[w])
+            for lexeme in ms:
+                positions.setdefault(lexeme, []).extend(text.index[w])
         words = text.words
         n_words = len(words)
         empty: frozenset[str] = frozenset()

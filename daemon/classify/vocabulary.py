@@ -274,7 +274,7 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
         if e is None:
             continue
         if e.unit is None or e.unit not in units:
-            where = ["argomenti", k, "unita"] if e.unit is not None else ["argomenti", k]
+            where: list[str | int] = ["argomenti", k, "unita"] if e.unit is not None else ["argomenti", k]
             a.problems.append(a.doc.problem(where, f"{k}: unità sconosciuta {e.unit!r} (definite: {', '.join(units)})"))
         argomenti.append(e)
 

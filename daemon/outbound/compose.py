@@ -60,7 +60,7 @@ def compose_email(
     msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = _header(subject)
+    msg["Subject"] = _header(subject)  # type: ignore[assignment]  # compat32 takes Header objects
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"
         msg["References"] = " ".join(f"<{r}>" for r in (references or [in_reply_to]))

@@ -7,6 +7,7 @@ SIGKILL of `sportello run` leaves no orphan sender behind. Coordination is throu
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -28,10 +29,8 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
     name = ctypes.util.find_library("c")
     if name:
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
 
     def watch() -> None:
         while not stop.wait(1.0):
