@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from typing import Any
 
@@ -17,9 +18,19 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == () or value == [] or value is False
 
 
+def _all(conds: tuple[Condition, ...], facts: RoutingFacts) -> bool:
+    return all(test_condition(c, facts) for c in conds)
+
+
 def test_condition(cond: Condition, facts: RoutingFacts) -> bool:
-    value = facts.get(cond.fact)
     op, expected = cond.op, cond.value
+    if op == "non" and cond.fact == "*":
+        return not _all(expected[0], facts)
+    if op == "una_di":
+        return any(_all(group, facts) for group in expected)
+    if op == "tutte":
+        return all(_all(group, facts) for group in expected)
+    value = facts.get(cond.fact)
     if op == "presente":
         return (not _empty(value)) == bool(expected)
     if op == "uguale":
@@ -56,8 +67,19 @@ class _Facts(string.Formatter):
             return ", ".join(str(v) for v in value)
         return "" if value is None else value
 
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        # `{casella_indirizzi[id]}` of a mailbox that is gone must not break routing: it becomes ''.
+        try:
+            return super().get_field(field_name, args, kwargs)
+        except (KeyError, IndexError, AttributeError, TypeError):
+            return "", field_name
+
 
 _FORMATTER = _Facts()
+
+
+def _format(text: str, values: dict[str, Any]) -> str:
+    return _FORMATTER.format(text, **values) if "{" in text else text
 
 
 def _resolve(specs: tuple[str, ...], ruleset: Ruleset, facts: RoutingFacts, *, addresses: bool) -> tuple[str, ...]:
@@ -77,9 +99,14 @@ def _resolve(specs: tuple[str, ...], ruleset: Ruleset, facts: RoutingFacts, *, a
     return tuple(dict.fromkeys(out))
 
 
+def _values(rule: Rule, ruleset: Ruleset, facts: RoutingFacts) -> dict[str, Any]:
+    """What `{...}` in the rule's texts may name; computed only when the rule has placeholders."""
+    return {**facts.summary(), "casella_indirizzi": dict(ruleset.mailboxes)} if rule.placeholders else {}
+
+
 def _decide(rule: Rule, ruleset: Ruleset, facts: RoutingFacts, trace: list[dict[str, Any]]) -> Decision:
-    values = {**facts.summary(), "casella_indirizzi": dict(ruleset.mailboxes)}
-    params = {k: _FORMATTER.format(v, **values) for k, v in rule.params.items()}
+    values = _values(rule, ruleset, facts)
+    params = {k: _format(v, values) for k, v in rule.params.items()}
     for spec in rule.forward_to:
         if spec.startswith("casella:"):
             params.setdefault("indirizzo_corretto", ruleset.mailboxes.get(spec[8:], ""))
@@ -87,8 +114,8 @@ def _decide(rule: Rule, ruleset: Ruleset, facts: RoutingFacts, trace: list[dict[
         rule_id=rule.id,
         rules_version=ruleset.version,
         action=rule.action,
-        reason=_FORMATTER.format(rule.reason, **values) if rule.reason else None,
-        queue=_FORMATTER.format(rule.queue, **values) if rule.queue else None,
+        reason=_format(rule.reason, values) if rule.reason else None,
+        queue=_format(rule.queue, values) if rule.queue else None,
         sla=rule.sla,
         assignees=_resolve(rule.assignees, ruleset, facts, addresses=False),
         templates=rule.templates,
@@ -102,6 +129,7 @@ def _decide(rule: Rule, ruleset: Ruleset, facts: RoutingFacts, trace: list[dict[
 
 def evaluate(ruleset: Ruleset, facts: RoutingFacts) -> Decision:
     trace: list[dict[str, Any]] = []
+    carried: list[Rule] = []  # matching rules with `continua: true`, applied under the deciding rule
     for rule in ruleset.rules:
         failed = next((c for c in rule.when if not test_condition(c, facts)), None)
         if failed is not None:
@@ -111,7 +139,28 @@ def evaluate(ruleset: Ruleset, facts: RoutingFacts) -> Decision:
         if excepted:
             trace.append({"rule": rule.id, "matched": False, "why": "esclusa da «eccetto»"})
             continue
+        if rule.continues:
+            trace.append({"rule": rule.id, "matched": True, "why": "vale; si prosegue («continua»)"})
+            carried.append(rule)
+            continue
         trace.append({"rule": rule.id, "matched": True, "why": "tutte le condizioni valgono"})
-        return _decide(rule, ruleset, facts, trace)
+        return _carry(_decide(rule, ruleset, facts, trace), carried, ruleset, facts)
     trace.append({"rule": FALLBACK_RULE, "matched": True, "why": "nessuna regola applicabile"})
-    return Decision(rule_id=FALLBACK_RULE, rules_version=ruleset.version, action="open_ticket", trace=tuple(trace))
+    fallback = Decision(rule_id=FALLBACK_RULE, rules_version=ruleset.version, action="open_ticket", trace=tuple(trace))
+    return _carry(fallback, carried, ruleset, facts)
+
+
+def _carry(decision: Decision, carried: list[Rule], ruleset: Ruleset, facts: RoutingFacts) -> Decision:
+    """The deciding rule's own settings win; earlier `continua` rules fill what it leaves empty."""
+    if not carried:
+        return decision
+    tags = list(decision.tags)
+    queue, sla, priority, assignees = decision.queue, decision.sla, decision.priority, decision.assignees
+    for rule in carried:
+        tags.extend(t for t in rule.tags if t not in tags)
+        if not queue and rule.queue:
+            queue = _format(rule.queue, _values(rule, ruleset, facts))  # `coda: "x_{mailbox}"` as when deciding
+        sla = sla or rule.sla
+        priority = priority or rule.priority
+        assignees = assignees or _resolve(rule.assignees, ruleset, facts, addresses=False)
+    return dataclasses.replace(decision, tags=tuple(tags), queue=queue, sla=sla, priority=priority, assignees=assignees)

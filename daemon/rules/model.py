@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 __all__ = ["ACTIONS", "Condition", "Decision", "Rule", "Ruleset", "Target"]
@@ -23,6 +24,11 @@ class Condition:
     pattern: re.Pattern[str] | None = None
 
     def describe(self) -> str:
+        if self.fact == "*" and self.op == "non":
+            return "non (" + " e ".join(c.describe() for c in self.value[0]) + ")"
+        if self.fact == "*" and self.op in ("una_di", "tutte"):
+            joiner = " oppure " if self.op == "una_di" else " e inoltre "
+            return joiner.join("(" + " e ".join(c.describe() for c in group) + ")" for group in self.value)
         return f"{self.fact} {self.op} {self.value!r}"
 
 
@@ -50,6 +56,13 @@ class Rule:
     priority: str | None
     params: Mapping[str, str]
     line: int | None = None
+    continues: bool = False  # `continua: true`: adds its tags/priority/queue/SLA/assignees and goes on
+
+    @cached_property
+    def placeholders(self) -> bool:
+        """Whether motivo, coda or parametri contain `{...}` to fill from the facts."""
+        texts = (self.reason or "", self.queue or "", *self.params.values())
+        return any("{" in t for t in texts)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from daemon.config import Config
-from daemon.rules.loader import RULES_FILE, RulesError, load_ruleset
+from daemon.rules.loader import RULES_FILE, RulesError, load_ruleset, vocabulary_values
 from daemon.rules.model import Ruleset
+from daemon.yamlsource import YamlProblem
 
 __all__ = ["RuleStore"]
 
@@ -17,14 +18,28 @@ log = logging.getLogger("sportello.rules")
 
 
 class RuleStore:
-    def __init__(self, rules_dir: Path | str, config: Config | None, known_templates: Collection[str] | None = None):
+    """`vocabulary`: the ids the vocabulary facts may take (see loader.vocabulary_values); by default
+    they are read, at each load, from the vocabulary files beside rules.yaml."""
+
+    def __init__(
+        self,
+        rules_dir: Path | str,
+        config: Config | None,
+        known_templates: Collection[str] | None = None,
+        vocabulary: Mapping[str, Collection[str]] | None = None,
+    ):
         self.rules_dir = Path(rules_dir)
         self.config = config
         self.known_templates = known_templates
+        self.vocabulary = vocabulary
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
-        self._current = load_ruleset(self.rules_dir, config, known_templates)  # at start, errors are fatal
+        self._current = self._load()  # at start, errors are fatal
         self.last_error: RulesError | None = None
+
+    def _load(self) -> Ruleset:
+        vocabulary = self.vocabulary if self.vocabulary is not None else vocabulary_values(self.rules_dir)
+        return load_ruleset(self.rules_dir, self.config, self.known_templates, vocabulary)
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -49,10 +64,16 @@ class RuleStore:
                 return False
             self._stamp = stamp
             try:
-                fresh = load_ruleset(self.rules_dir, self.config, self.known_templates)
+                fresh = self._load()
             except RulesError as exc:
                 self.last_error = exc
                 log.error("regole non valide, restano in vigore quelle della versione %s:\n%s", self.version, exc)
+                return False
+            except Exception as exc:  # a checker bug must never replace good rules either
+                self.last_error = RulesError(
+                    [YamlProblem(str(self.rules_dir / RULES_FILE), None, "", f"errore interno: {exc!r}")]
+                )
+                log.exception("regole non caricate, restano in vigore quelle della versione %s", self.version)
                 return False
             self.last_error = None
             if fresh.version == self._current.version:
