@@ -51,6 +51,8 @@ class Lookups:
 
     ticket_exists: Callable[[str], bool]
     ticket_for_message_id: Callable[[str], str | None]
+    # Only the mail we sent: PEC receipts refer to it, and must never attach to anything else.
+    ticket_for_sent_message_id: Callable[[str], str | None] = lambda _m: None
 
     @staticmethod
     def empty() -> Lookups:

@@ -134,7 +134,7 @@ class MessageAnalyser:
         if decision.action == "append" and not decision.target_ticket:
             decision = dataclasses.replace(decision, target_ticket=ticket_ref or reply_to_ticket)
         if pec is not None and pec.kind == "ricevuta" and pec.riferimento_message_id:
-            target = lookups.ticket_for_message_id(pec.riferimento_message_id)
+            target = lookups.ticket_for_sent_message_id(pec.riferimento_message_id)
             if target:
                 decision = dataclasses.replace(decision, target_ticket=target)
         signed_at = pec.data if pec is not None and pec.verified and pec.kind == "posta-certificata" else None

@@ -30,7 +30,7 @@ from daemon.outbound.templates import TemplateRenderer
 from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
 from storage.archive import RawArchive
 from storage.db import SessionFactory
-from storage.models import Alert, InboundMessage, Ticket, TicketMessage
+from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketMessage
 
 __all__ = ["InboundItem", "Outcome", "Pipeline", "Analyser", "session_lookups", "opened_hooks"]
 
@@ -95,7 +95,16 @@ def session_lookups(session: Session) -> Lookups:
             select(TicketMessage.ticket_id).where(TicketMessage.message_id == message_id).limit(1)
         ).scalar_one_or_none()
 
-    return Lookups(ticket_exists=ticket_exists, ticket_for_message_id=ticket_for_message_id)
+    def ticket_for_sent_message_id(message_id: str) -> str | None:
+        return session.execute(
+            select(Outbox.ticket_id).where(Outbox.message_id == message_id).limit(1)
+        ).scalar_one_or_none()
+
+    return Lookups(
+        ticket_exists=ticket_exists,
+        ticket_for_message_id=ticket_for_message_id,
+        ticket_for_sent_message_id=ticket_for_sent_message_id,
+    )
 
 
 def _utcnow() -> datetime:
@@ -319,6 +328,8 @@ class Pipeline:
             "quarantine": self._quarantine,
         }.get(action, self._quarantine)
         mailed = handler(session, mailbox, inbound, analysis, received_at, now)
+        if analysis.pec is not None and analysis.pec.kind == "non_verificata":
+            self._alert_unverified_pec(session, mailbox, inbound, analysis, now)
         log.info(
             "casella=%s uid=%s esito=%s motivo=%s regola=%s pratica=%s",
             item.mailbox_id,
@@ -562,6 +573,25 @@ class Pipeline:
             now=now,
         )
         return True
+
+    def _alert_unverified_pec(
+        self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis, now: datetime
+    ) -> None:
+        """Looks like PEC but does not verify: never genuine, and the admin must know (forgery or breakage)."""
+        session.flush()  # rare path: the alert refers to the inbound row by id
+        pec = analysis.pec
+        session.add(
+            Alert(
+                at=now,
+                kind="pec_non_verificata",
+                mailbox=mailbox.id,
+                inbound_id=inbound.id,
+                note=(
+                    f"messaggio con aspetto di PEC ({getattr(pec, 'looks_like', None) or '?'}) non verificato: "
+                    f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {inbound.archive_ref}"
+                ),
+            )
+        )
 
     def _referents(self, ticket: Ticket) -> list[str]:
         """The assignee if any, else the office's referents."""

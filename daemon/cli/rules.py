@@ -304,6 +304,7 @@ def _lookups(case: Case) -> Any:
     return Lookups(
         ticket_exists=lambda t: t.upper() in case.tickets,
         ticket_for_message_id=lambda mid: case.message_ids.get(mid.strip("<>")),
+        ticket_for_sent_message_id=lambda mid: case.message_ids.get(mid.strip("<>")),
     )
 
 
