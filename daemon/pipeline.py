@@ -61,6 +61,14 @@ class InboundItem:
     size: int | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    digest: str
+    archive_ref: str
+    analysis: Analysis
+    now: datetime
+
+
 @dataclass
 class _BatchIndex:
     """What one batch already knows: recorded rows for its items, and the items seen so far."""
@@ -122,9 +130,13 @@ class Pipeline:
         *,
         clock: Callable[[], datetime] = _utcnow,
         on_outbox: Callable[[], None] | None = None,
+        read_session_factory: SessionFactory | None = None,
     ) -> None:
         self.config = config
         self.session_factory = session_factory
+        # Analysis only reads: with its own sessions it runs without holding the write lock, so the
+        # outbox sender (another process on SQLite) is not kept waiting while a batch is analysed.
+        self.read_session_factory = read_session_factory or session_factory
         self.archive = archive
         self.renderer = renderer
         self.analyser = analyser
@@ -152,9 +164,27 @@ class Pipeline:
             log.warning("lotto di %d messaggi non registrato in blocco; si riprova un messaggio alla volta", len(items))
             return self._batch(items, isolate=True)
 
+    def _prepare(self, items: Sequence[InboundItem]) -> list[_Prepared | None]:
+        """The pure, slow part of each item (archive copy, analysis), before the write transaction."""
+        out: list[_Prepared | None] = []
+        with self.read_session_factory() as session:
+            lookups = session_lookups(session)
+            for item in items:
+                try:
+                    digest = hashlib.sha256(item.raw).hexdigest()
+                    now = self.clock()
+                    ref = self.archive.store(item.raw, digest, defer_sync=True)
+                    analysis = self.analyser(item.raw, self.config.mailbox(item.mailbox_id), lookups)
+                except Exception:  # redone, and then recorded as an internal error, in the write phase
+                    out.append(None)
+                    continue
+                out.append(_Prepared(digest, ref, analysis, now))
+        return out
+
     def _batch(self, items: Sequence[InboundItem], *, isolate: bool) -> list[Outcome]:
         results: list[tuple[InboundMessage, bool]] = []
         enqueued = False
+        prepared = self._prepare(items) if not isolate else [None] * len(items)
         with self.session_factory() as session, session.begin():
             known = self._preload(session, items)
             known.deferred = not isolate
@@ -162,8 +192,8 @@ class Pipeline:
                 # No flush per message: the rows of the whole batch go to the database in one flush,
                 # as multi-row inserts. Queries in the loop do not see this batch; _BatchIndex does.
                 with session.no_autoflush:
-                    for item in items:
-                        row, duplicate, mailed = self._process_one(session, item, known)
+                    for item, ready in zip(items, prepared, strict=True):
+                        row, duplicate, mailed = self._process_one(session, item, known, ready)
                         results.append((row, duplicate))
                         enqueued = enqueued or mailed
             else:
@@ -261,18 +291,25 @@ class Pipeline:
         return rows
 
     def _process_one(
-        self, session: Session, item: InboundItem, known: _BatchIndex | None = None
+        self,
+        session: Session,
+        item: InboundItem,
+        known: _BatchIndex | None = None,
+        ready: _Prepared | None = None,
     ) -> tuple[InboundMessage, bool, bool]:
         """(recorded row, whether it was recorded before, whether mail was enqueued)."""
-        digest = hashlib.sha256(item.raw).hexdigest()
+        digest = ready.digest if ready else hashlib.sha256(item.raw).hexdigest()
         existing = self._existing(session, item, digest, known)
         if existing is not None:
             return existing, True, False
 
         mailbox = self.config.mailbox(item.mailbox_id)
-        now = self.clock()
-        archive_ref = self.archive.store(item.raw, digest, defer_sync=True)
-        analysis = self.analyser(item.raw, mailbox, session_lookups(session))
+        if ready is not None:
+            now, archive_ref, analysis = ready.now, ready.archive_ref, ready.analysis
+        else:
+            now = self.clock()
+            archive_ref = self.archive.store(item.raw, digest, defer_sync=True)
+            analysis = self.analyser(item.raw, mailbox, session_lookups(session))
         if item.oversized and analysis.envelope is not None:
             # Only the header was fetched; the message stays whole on the IMAP server.
             analysis = dataclasses.replace(analysis, decision=oversized_decision(self.config.intake.max_message_bytes))

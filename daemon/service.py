@@ -15,7 +15,7 @@ from daemon.config import Config
 from daemon.intake.imap import FetchedMessage
 from daemon.pipeline import InboundItem, Outcome, Pipeline
 from storage.archive import RawArchive
-from storage.db import init_db, make_engine, make_session_factory
+from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 
 __all__ = ["Service"]
 
@@ -57,6 +57,7 @@ class Service:
             self.analyser,
             clock=clock,
             on_outbox=self._wake_sender,
+            read_session_factory=make_read_session_factory(self.engine),
         )
         self._sender_process: object | None = None
         self._install_sla_hooks()

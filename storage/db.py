@@ -15,6 +15,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SessionFactory = sessionmaker[Session]
 
 
+READ_ONLY = "sportello_read_only"
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -36,7 +39,11 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Writers take the lock up front: no deadlock-prone lock upgrades between processes.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (READ_ONLY option) do not: in WAL mode they never block or wait for writers.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
@@ -44,6 +51,11 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
 def make_session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> SessionFactory:
+    """Sessions that only read: on SQLite they do not take the write lock (see _sqlite_begin)."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def alembic_config(url: str) -> AlembicConfig:
