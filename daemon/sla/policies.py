@@ -1,0 +1,346 @@
+"""SLA policies: `routing_rules/sla.yaml`, referenced by the routing rules (`sla: <id>`).
+
+A policy is an answer term in working days, whether the clock pauses while the ticket waits for the
+requester (and which policy runs meanwhile), and a ladder of steps. Each step is due at a number of
+working days before/at/after the term (or from the start of the clock) and may send a template to
+recipients, change priority, queue or state, or hand the ticket over to another policy.
+
+Problems are reported in Italian with file, line and key path; `PolicyStore` keeps the last valid
+policies in force when the file is edited badly (DESIGN.md invariant 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
+
+__all__ = [
+    "ANCHOR_DUE",
+    "ANCHOR_START",
+    "POLICIES_FILE",
+    "Policy",
+    "PolicyError",
+    "PolicySet",
+    "PolicyStore",
+    "Step",
+    "load_policies",
+]
+
+log = logging.getLogger("sportello.sla")
+
+POLICIES_FILE = "sla.yaml"
+ANCHOR_DUE = "scadenza"
+ANCHOR_START = "avvio"
+TICKET_STATES = ("aperta", "in_carico", "in_attesa", "chiusa")
+MAILBOX_LEVELS = ("provinciale", "regionale", "nazionale")
+CONDITION_KEYS = ("livello_casella", "casella", "coda", "stato", "ufficio")
+_ID = r"^[a-z0-9][a-z0-9_]*$"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    """One rung of the ladder. Exactly one of the timing keys says when it is due."""
+
+    id: str = Field(pattern=_ID)
+    descrizione: str = ""
+    prima_della_scadenza: int | None = Field(default=None, ge=1)
+    alla_scadenza: bool | None = None
+    dopo_la_scadenza: int | None = Field(default=None, ge=1)
+    dall_avvio: int | None = Field(default=None, ge=0)
+    # The step applies only if every condition holds (value or list of values).
+    se: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
+    modello: str | None = None
+    a: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    # Quote the text of the original message in the email (to forward it).
+    testo_originale: bool = False
+    priorita: str | None = None
+    coda: str | None = None
+    stato: Literal["aperta", "in_carico", "in_attesa", "chiusa"] | None = None
+    esito: str | None = None
+    politica: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Step:
+        timings = [
+            self.prima_della_scadenza is not None,
+            self.alla_scadenza is True,
+            self.dopo_la_scadenza is not None,
+            self.dall_avvio is not None,
+        ]
+        if sum(timings) != 1:
+            raise ValueError(
+                "indicare uno (e uno solo) tra prima_della_scadenza, alla_scadenza, dopo_la_scadenza, dall_avvio"
+            )
+        if self.modello and not self.a:
+            raise ValueError("un passo con modello deve indicare i destinatari in 'a'")
+        if (self.a or self.cc) and not self.modello:
+            raise ValueError("destinatari senza modello: indicare il modello dell'email")
+        if self.esito and self.stato != "chiusa":
+            raise ValueError("l'esito si indica solo con stato: chiusa")
+        for key, value in self.se.items():
+            if key not in CONDITION_KEYS:
+                raise ValueError(f"condizione sconosciuta: {key} (ammesse: {', '.join(CONDITION_KEYS)})")
+            values = (value,) if isinstance(value, str) else value
+            if key == "stato" and any(v not in TICKET_STATES for v in values):
+                raise ValueError(f"stato sconosciuto in se.stato (ammessi: {', '.join(TICKET_STATES)})")
+            if key == "livello_casella" and any(v not in MAILBOX_LEVELS for v in values):
+                raise ValueError(f"livello sconosciuto in se.livello_casella (ammessi: {', '.join(MAILBOX_LEVELS)})")
+        return self
+
+    @property
+    def anchor(self) -> str:
+        return ANCHOR_START if self.dall_avvio is not None else ANCHOR_DUE
+
+    @property
+    def offset(self) -> int:
+        """Working days from the anchor: negative before the term, 0 at it, positive after it."""
+        if self.dall_avvio is not None:
+            return self.dall_avvio
+        if self.prima_della_scadenza is not None:
+            return -self.prima_della_scadenza
+        if self.dopo_la_scadenza is not None:
+            return self.dopo_la_scadenza
+        return 0
+
+    def position(self, answer_days: int) -> int:
+        """Working days after the receipt day at whose opening the step is due (before any pause).
+
+        A term of N days ends with the N-th working day after the receipt; "at the term" is the
+        opening of the next working day, when the ticket has just become late."""
+        if self.anchor == ANCHOR_START:
+            return self.offset
+        return answer_days + self.offset + 1
+
+    def applies(self, facts: Mapping[str, str | None]) -> bool:
+        for key, value in self.se.items():
+            values = (value,) if isinstance(value, str) else value
+            if (facts.get(key) or "") not in values:
+                return False
+        return True
+
+    @property
+    def ends_policy(self) -> bool:
+        return self.politica is not None or self.stato == "chiusa"
+
+
+class Policy(_Strict):
+    descrizione: str = ""
+    # ricezione: the clock starts at the receipt of the message; attesa: when the ticket waits for the requester.
+    avvio: Literal["ricezione", "attesa"] = "ricezione"
+    giorni_risposta: int = Field(ge=1, le=365)
+    pausa_in_attesa: bool = True
+    in_attesa: str | None = None
+    passi: tuple[Step, ...] = ()
+
+    # Filled by the loader.
+    id: str = ""
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.passi if s.id == step_id), None)
+
+
+class _PolicyFile(_Strict):
+    predefinita: str
+    politiche: dict[str, Policy] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    policies: Mapping[str, Policy]
+    default: str
+    version: str
+    file: str
+
+    def get(self, policy_id: str | None) -> Policy | None:
+        return self.policies.get(policy_id or "")
+
+    def for_ticket(self, policy_id: str | None) -> Policy:
+        """The ticket's policy, or the default one when the rule named none (or one that is gone)."""
+        return self.policies.get(policy_id or "") or self.policies[self.default]
+
+    def __contains__(self, policy_id: object) -> bool:
+        return policy_id in self.policies
+
+
+class PolicyError(Exception):
+    def __init__(self, problems: list[YamlProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _recipient_problem(spec: str, config: Any) -> str | None:
+    if spec in ("assegnatario", "richiedente"):
+        return None
+    if spec.startswith("ruolo:"):
+        role = spec[len("ruolo:") :]
+        if config is not None and not config.people_with_role(role):
+            return f"nessuna persona ha il ruolo {role} in config.yaml"
+        return None
+    if spec.startswith("casella:"):
+        box = spec[len("casella:") :]
+        if config is not None and box not in {m.id for m in config.mailboxes}:
+            return f"casella sconosciuta: {box}"
+        return None
+    if _EMAIL.match(spec):
+        return None
+    if config is not None and spec not in {p.id for p in config.people}:
+        return (
+            f"destinatario sconosciuto: {spec} (ammessi: assegnatario, richiedente, ruolo:<ruolo>, "
+            "casella:<id>, id di persona o indirizzo email)"
+        )
+    return None
+
+
+def _cross_check(
+    doc: YamlDocument, parsed: _PolicyFile, config: Any, known_templates: Collection[str] | None
+) -> list[YamlProblem]:
+    problems: list[YamlProblem] = []
+    policies = parsed.politiche
+    if parsed.predefinita not in policies:
+        problems.append(doc.problem(["predefinita"], f"politica sconosciuta: {parsed.predefinita}"))
+    elif policies[parsed.predefinita].avvio != "ricezione":
+        problems.append(doc.problem(["predefinita"], "la politica predefinita deve avere avvio: ricezione"))
+    for pid, policy in policies.items():
+        base: list[str | int] = ["politiche", pid]
+        if not re.match(_ID, pid):
+            problems.append(doc.problem(base, "identificativo non valido: lettere minuscole, cifre e _"))
+        if policy.in_attesa is not None:
+            other = policies.get(policy.in_attesa)
+            if other is None:
+                problems.append(doc.problem([*base, "in_attesa"], f"politica sconosciuta: {policy.in_attesa}"))
+            elif other.avvio != "attesa":
+                problems.append(
+                    doc.problem([*base, "in_attesa"], f"la politica {policy.in_attesa} deve avere avvio: attesa")
+                )
+        if policy.avvio == "attesa" and policy.in_attesa is not None:
+            problems.append(doc.problem([*base, "in_attesa"], "una politica di attesa non ne avvia un'altra"))
+        seen: set[str] = set()
+        for i, step in enumerate(policy.passi):
+            path: list[str | int] = [*base, "passi", i]
+            if step.id in seen:
+                problems.append(doc.problem([*path, "id"], f"passo duplicato: {step.id}"))
+            seen.add(step.id)
+            if step.prima_della_scadenza is not None and step.prima_della_scadenza > policy.giorni_risposta:
+                problems.append(
+                    doc.problem(
+                        [*path, "prima_della_scadenza"],
+                        f"più giorni dei {policy.giorni_risposta} del termine: il passo sarebbe prima dell'avvio",
+                    )
+                )
+            if step.modello and known_templates is not None and step.modello not in known_templates:
+                problems.append(
+                    doc.problem(
+                        [*path, "modello"], f"modello inesistente: {step.modello} (manca templates/{step.modello}.j2)"
+                    )
+                )
+            for key in ("a", "cc"):
+                for j, spec in enumerate(getattr(step, key)):
+                    message = _recipient_problem(spec, config)
+                    if message:
+                        problems.append(doc.problem([*path, key, j], message))
+            if step.politica is not None:
+                other = policies.get(step.politica)
+                if other is None:
+                    problems.append(doc.problem([*path, "politica"], f"politica sconosciuta: {step.politica}"))
+                elif other.avvio != "ricezione" or step.politica == pid:
+                    problems.append(
+                        doc.problem([*path, "politica"], "si passa solo a un'altra politica con avvio: ricezione")
+                    )
+                if policy.avvio == "attesa":
+                    problems.append(doc.problem([*path, "politica"], "una politica di attesa non cambia politica"))
+            if step.stato == "in_attesa" and policy.avvio == "attesa":
+                problems.append(doc.problem([*path, "stato"], "la pratica è già in attesa"))
+    return problems
+
+
+def load_policies(
+    rules_dir: Path | str,
+    config: Any = None,
+    known_templates: Collection[str] | None = None,
+    *,
+    text: str | None = None,
+) -> PolicySet:
+    """Load and check `<rules_dir>/sla.yaml`; raise `PolicyError` with every problem found."""
+    path = Path(rules_dir) / POLICIES_FILE
+    try:
+        doc = load_yaml(path, text)
+    except YamlSyntaxError as exc:
+        raise PolicyError([exc.problem]) from exc
+    if not isinstance(doc.data, dict):
+        raise PolicyError([doc.problem([], "il file deve contenere una mappa chiave: valore")])
+    try:
+        parsed = _PolicyFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise PolicyError(pydantic_problems(doc, exc)) from None
+    problems = _cross_check(doc, parsed, config, known_templates)
+    if problems:
+        raise PolicyError(problems)
+    policies = {pid: p.model_copy(update={"id": pid}) for pid, p in parsed.politiche.items()}
+    raw = text if text is not None else path.read_text(encoding="utf-8")
+    version = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
+    return PolicySet(policies=policies, default=parsed.predefinita, version=version, file=str(path))
+
+
+class PolicyStore:
+    """The policies in force, reloaded when sla.yaml changes; a bad file never replaces good policies."""
+
+    def __init__(self, rules_dir: Path | str, config: Any = None, known_templates: Collection[str] | None = None):
+        self.rules_dir = Path(rules_dir)
+        self.config = config
+        self.known_templates = known_templates
+        self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
+        self._current = load_policies(self.rules_dir, config, known_templates)  # at start, errors are fatal
+        self.last_error: PolicyError | None = None
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.rules_dir / POLICIES_FILE).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    @property
+    def current(self) -> PolicySet:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Reload if the file changed. True if new policies are now in force."""
+        stamp = self._file_stamp()
+        with self._lock:
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            try:
+                fresh = load_policies(self.rules_dir, self.config, self.known_templates)
+            except PolicyError as exc:
+                self.last_error = exc
+                log.error("politiche SLA non valide, restano in vigore quelle precedenti:\n%s", exc)
+                return False
+            except Exception as exc:  # a checker bug must never replace good policies either
+                self.last_error = PolicyError(
+                    [YamlProblem(str(self.rules_dir / POLICIES_FILE), None, "", f"errore interno: {exc!r}")]
+                )
+                log.exception("politiche SLA non caricate, restano in vigore quelle precedenti")
+                return False
+            self.last_error = None
+            changed = fresh.version != self._current.version
+            self._current = fresh
+            if changed:
+                log.info("politiche SLA ricaricate (versione %s)", fresh.version)
+            return changed
