@@ -365,6 +365,7 @@ def parse_ruleset(
     config: Config | None = None,
     known_templates: Collection[str] | None = None,
     vocabulary: Mapping[str, Collection[str]] | None = None,
+    sla_policies: Collection[str] | None = None,
 ) -> Ruleset:
     parser = _Parser(doc, config, known_templates, vocabulary)
     data = doc.data if isinstance(doc.data, dict) else None
@@ -374,16 +375,32 @@ def parse_ruleset(
         if data is not None and "regole" in data:
             where = ["regole"]
         elif data:
-            where = [next(iter(data))]
+            where = [next((k for k in data if k != "code"), next(iter(data)))]
             message += f" (trovato «{where[0]}:»)"
         problem = doc.problem(where, message)
         raise RulesError([dataclasses.replace(problem, line=problem.line or 1)])
     for key in data:
-        if key != "regole":
-            parser.fail([key], f"chiave sconosciuta: {key} (il file contiene solo «regole:»)")
+        if key not in ("regole", "code"):
+            parser.fail([key], f"chiave sconosciuta: {key} (il file contiene «code:» e «regole:»)")
+    queues = data.get("code")
+    if queues is not None and (not isinstance(queues, dict) or not queues):
+        parser.fail(["code"], "«code» è una mappa id_coda: descrizione")
+        queues = None
     seen: set[str] = set()
     rules = [(i, r) for i, node in enumerate(data["regole"]) if (r := parser.rule(i, node, seen))]
     parser.unreachable(rules)
+    for i, rule in rules:
+        # Queues with placeholders ({mailbox}) are named at routing time and cannot be checked here.
+        if queues is not None and rule.queue and "{" not in rule.queue and rule.queue not in queues:
+            parser.fail(
+                ["regole", i, "coda"],
+                f"coda sconosciuta: {rule.queue} (definite in «code:»: {', '.join(sorted(map(str, queues)))})",
+            )
+        if sla_policies is not None and rule.sla and rule.sla not in sla_policies:
+            parser.fail(
+                ["regole", i, "sla"],
+                f"politica SLA sconosciuta: {rule.sla} (definite in sla.yaml: {', '.join(sorted(sla_policies))})",
+            )
     if parser.problems:
         raise RulesError(parser.problems)
     people = {p.id: p.address for p in config.people} if config else {}
@@ -420,4 +437,16 @@ def load_ruleset(
         doc = load_yaml(path, text.decode("utf-8", errors="replace"))
     except YamlSyntaxError as exc:
         raise RulesError([exc.problem]) from exc
-    return parse_ruleset(doc, text, config, known_templates, vocabulary)
+    return parse_ruleset(doc, text, config, known_templates, vocabulary, _sla_policy_ids(Path(rules_dir)))
+
+
+def _sla_policy_ids(rules_dir: Path) -> frozenset[str] | None:
+    """The policy ids of sla.yaml beside the rules, to check `sla:` of each rule (None: not checked).
+    The file's own problems are reported by `sportello sla check` and at start by the SLA component."""
+    path = rules_dir / "sla.yaml"
+    try:
+        data = load_yaml(path).data if path.exists() else None
+    except YamlSyntaxError:
+        return None
+    policies = data.get("politiche") if isinstance(data, dict) else None
+    return frozenset(str(k) for k in policies) if isinstance(policies, dict) else None

@@ -78,11 +78,11 @@ def facts(**changes: object) -> RoutingFacts:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def catch_all(rule_id: str = "resto") -> str:
+def catch_all(rule_id: str = "generale") -> str:
     return f"""  - id: {rule_id}
     quando: {{}}
     azione: open_ticket
-    coda: resto
+    coda: generale
 """
 
 
@@ -298,7 +298,7 @@ URGENT = """  - id: urgente
     continua: true
     etichette: [urgente]
     priorita: alta
-    coda: urgenze
+    coda: verifica
     sla: risposta_10gg
     assegnatari: [direttore.fe]
 """
@@ -313,9 +313,9 @@ OWN = """  - id: propria
     descrizione: Decide con i suoi valori.
     quando: {gestione: commercianti}
     azione: open_ticket
-    etichette: [commercio, urgente]
+    etichette: [credito, urgente]
     priorita: normale
-    coda: commercio
+    coda: credito
     sla: lavoro_occasionale_regionale
     assegnatari: [ruolo:unita_credito]
 """
@@ -326,7 +326,7 @@ def test_continua_carries_its_settings_to_the_rule_that_decides(tmp_path: Path) 
     decision = evaluate(rules, facts(subject="Artigiani - URGENTE avviso bonario"))
     assert (decision.rule_id, decision.action) == ("nuda", "open_ticket")
     assert decision.tags == ("urgente",)
-    assert (decision.priority, decision.queue, decision.sla) == ("alta", "urgenze", "risposta_10gg")
+    assert (decision.priority, decision.queue, decision.sla) == ("alta", "verifica", "risposta_10gg")
     assert decision.assignees == ("direttore.fe",)
 
 
@@ -334,9 +334,9 @@ def test_the_deciding_rule_wins_where_it_sets_its_own(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, URGENT + OWN + catch_all())
     decision = evaluate(rules, facts(subject="Commercianti - urgente", gestione="commercianti"))
     assert decision.rule_id == "propria"
-    assert (decision.priority, decision.queue, decision.sla) == ("normale", "commercio", "lavoro_occasionale_regionale")
+    assert (decision.priority, decision.queue, decision.sla) == ("normale", "credito", "lavoro_occasionale_regionale")
     assert decision.assignees == ("referente.credito",)
-    assert decision.tags == ("commercio", "urgente"), "le etichette si sommano, senza doppioni"
+    assert decision.tags == ("credito", "urgente"), "le etichette si sommano, senza doppioni"
 
 
 def test_continua_that_does_not_hold_carries_nothing(tmp_path: Path) -> None:
@@ -396,7 +396,7 @@ def test_continua_also_applies_when_no_rule_decides(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, URGENT + BARE)
     decision = evaluate(rules, facts(subject="urgente", gestione="commercianti"))
     assert (decision.rule_id, decision.action) == ("predefinita", "open_ticket")
-    assert (decision.priority, decision.queue, decision.tags) == ("alta", "urgenze", ("urgente",))
+    assert (decision.priority, decision.queue, decision.tags) == ("alta", "verifica", ("urgente",))
 
 
 def test_queue_placeholder_of_a_continua_rule_is_filled(tmp_path: Path) -> None:

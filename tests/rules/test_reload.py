@@ -62,7 +62,7 @@ NEW_RULE = """  - id: gestione_separata_dedicata
     descrizione: La gestione separata ha una coda sua.
     quando: {gestione: gestione_separata}
     azione: open_ticket
-    coda: gestione_separata
+    coda: anagrafica
     sla: risposta_10gg
 
   - id: per_casella
@@ -171,7 +171,7 @@ def test_fixed_file_is_picked_up_without_restart(
     decision = evaluate(store.current, facts())
     assert (decision.rule_id, decision.queue, decision.rules_version) == (
         "gestione_separata_dedicata",
-        "gestione_separata",
+        "anagrafica",
         store.version,
     )
     assert evaluate(store.current, facts(gestione="artigiani")).rule_id == "per_casella"
@@ -281,7 +281,7 @@ def test_pipeline_records_the_rules_version_across_a_broken_and_a_fixed_file(
     assert service.rules.refresh() is True
     new = service.rules.version
     [third] = service.ingest([InboundItem(raw=_mail(3), mailbox_id="fe-credito")])
-    assert _recorded(service, third.inbound_id) == ("gestione_separata_dedicata", new, "gestione_separata")
+    assert _recorded(service, third.inbound_id) == ("gestione_separata_dedicata", new, "anagrafica")
     assert new != old
 
 

@@ -369,7 +369,7 @@ def test_combinators_and_continua_rules_are_valid(project: Path) -> None:
         "    eccetto: {non: {mailbox: [fe-credito, fe-anagrafica]}}\n"
         "    continua: true\n"
         "    priorita: alta\n"
-        "    coda: urgenti\n",
+        "    coda: normativa\n",
     )
     code, output = check(project)
     assert code == 0, output
@@ -437,3 +437,29 @@ def test_invalid_configuration_exits_2(project: Path) -> None:
     result = CliRunner().invoke(app, ["rules", "check", "--config", str(config)])
     assert result.exit_code == 2
     assert "Configurazione non valida" in result.output
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "message"),
+    [
+        (
+            "    coda: istanze\n",
+            "    coda: istanze_urgenti\n",
+            "coda: istanze_urgenti",
+            "coda sconosciuta: istanze_urgenti",
+        ),
+        (
+            "    sla: normativa_ordine\n",
+            "    sla: normativa_veloce\n",
+            "sla: normativa_veloce",
+            "politica SLA sconosciuta: normativa_veloce",
+        ),
+    ],
+    ids=["coda_non_definita_in_code", "politica_sla_non_definita"],
+)
+def test_queues_and_sla_policies_must_exist(project: Path, old: str, new: str, marker: str, message: str) -> None:
+    rules = project / "routing_rules" / "rules.yaml"
+    text = edit(rules, old, new)
+    code, output = check(project)
+    assert code == 1, output
+    assert f"{rules}:{line_of(text, marker)}:" in output and message in output
