@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
-
 def _pec_samples() -> Path:
     """The shared PEC samples: beside the checkout (../shared), or where SPORTELLO_SHARED_DIR says, or the
     workplace's copy. They are external test data, never copied into the project."""

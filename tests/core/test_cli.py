@@ -45,8 +45,22 @@ def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
     assert ticket["received_at"].startswith("2026-11-20T08:30")  # 09:30 in Rome is 08:30 UTC
     code, output = _cli(workdir, "tickets", "show", ticket["id"], "--json")
     detail = json.loads(output)
-    for key in ("id", "office", "state", "mailbox", "requester", "subject", "codici_fiscali", "queue", "assignee",
-                "received_at", "due_at", "closed_at", "messages", "events"):
+    for key in (
+        "id",
+        "office",
+        "state",
+        "mailbox",
+        "requester",
+        "subject",
+        "codici_fiscali",
+        "queue",
+        "assignee",
+        "received_at",
+        "due_at",
+        "closed_at",
+        "messages",
+        "events",
+    ):
         assert key in detail
     assert detail["messages"][0]["direction"] == "in"
     code, output = _cli(workdir, "outbox", "list", "--json")

@@ -19,8 +19,17 @@ def test_header_only_oversized_message_is_rejected_with_the_limit(shipped_config
     raw = citizen_mail(shipped_config.mailbox("fe-credito").address, 1)
     header = raw.split(b"\n\n", 1)[0] + b"\n\n"
     [outcome] = service.ingest(
-        [InboundItem(raw=header, mailbox_id="fe-credito", source="imap", uid=7, uidvalidity=1, oversized=True,
-                     size=40 * 2**20)]
+        [
+            InboundItem(
+                raw=header,
+                mailbox_id="fe-credito",
+                source="imap",
+                uid=7,
+                uidvalidity=1,
+                oversized=True,
+                size=40 * 2**20,
+            )
+        ]
     )
     assert outcome.outcome == "rejected" and outcome.reason == "allegati_eccessivi"
     with service.session_factory() as s:

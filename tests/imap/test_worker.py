@@ -36,8 +36,13 @@ def test_messages_move_only_after_the_handler_returns(shipped_config: Config, do
         raise RuntimeError("database non disponibile")
 
     worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port), failing, stop, max_message_bytes=10**7,
-        reconnect_min=0.1, reconnect_max=0.2, password="demo",
+        _mailbox(shipped_config, dovecot.port),
+        failing,
+        stop,
+        max_message_bytes=10**7,
+        reconnect_min=0.1,
+        reconnect_max=0.2,
+        password="demo",
     )
     t = _run(worker)
     try:
@@ -51,8 +56,13 @@ def test_messages_move_only_after_the_handler_returns(shipped_config: Config, do
     got: list[FetchedMessage] = []
     stop = threading.Event()
     worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port), got.extend, stop, max_message_bytes=10**7,
-        reconnect_min=0.1, reconnect_max=0.2, password="demo",
+        _mailbox(shipped_config, dovecot.port),
+        got.extend,
+        stop,
+        max_message_bytes=10**7,
+        reconnect_min=0.1,
+        reconnect_max=0.2,
+        password="demo",
     )
     t = _run(worker)
     try:
@@ -70,8 +80,13 @@ def test_oversized_message_is_fetched_as_header_only(shipped_config: Config, dov
     got: list[FetchedMessage] = []
     stop = threading.Event()
     worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port), got.extend, stop, max_message_bytes=100_000,
-        reconnect_min=0.1, reconnect_max=0.2, password="demo",
+        _mailbox(shipped_config, dovecot.port),
+        got.extend,
+        stop,
+        max_message_bytes=100_000,
+        reconnect_min=0.1,
+        reconnect_max=0.2,
+        password="demo",
     )
     t = _run(worker)
     try:
@@ -93,8 +108,13 @@ def test_uidvalidity_change_rescans_the_folder(shipped_config: Config, dovecot) 
     got: list[FetchedMessage] = []
     stop = threading.Event()
     worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port, folder=folder, idle=False), got.extend, stop,
-        max_message_bytes=10**7, reconnect_min=0.1, reconnect_max=0.2, password="demo",
+        _mailbox(shipped_config, dovecot.port, folder=folder, idle=False),
+        got.extend,
+        stop,
+        max_message_bytes=10**7,
+        reconnect_min=0.1,
+        reconnect_max=0.2,
+        password="demo",
     )
     t = _run(worker)
     try:
