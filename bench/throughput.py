@@ -86,6 +86,22 @@ def _first_processed(db: Path) -> float | None:
     )
 
 
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User+system CPU of each process and its children (the sender is the daemon's child)."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)]
+            for p in procs:
+                t = p.cpu_times()
+                label = name if p.pid == pid else f"{name} child {p.name()}"
+                out[label] = out.get(label, 0.0) + t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
 class RssWatch:
     """Peak resident memory of the daemon's process tree (the intake process and the sender process)."""
 
@@ -151,6 +167,7 @@ def main() -> int:
         rss = RssWatch(daemon.pid)
         ok = wait_until(lambda: _count(spool) >= args.n, 1800, interval=0.2)
         end = time.monotonic()
+        cpu = _cpu_seconds({"daemon (intake)": daemon.pid, "sink": sink.pid, "dovecot": dovecot._proc.pid if dovecot._proc else 0})
         if not ok:
             print(f"TIMEOUT: {_count(spool)}/{args.n} acknowledgements; log in {work / 'daemon.log'}")
             return 1
@@ -161,6 +178,7 @@ def main() -> int:
         span = last_ack - first
         print(f"throughput: {args.n} messages, first recorded -> last ack {span:.2f} s = {args.n / span:.0f} msg/s")
         print(f"            (from daemon start, imports included, to seeing all acks: {end - started:.2f} s)")
+        print("CPU seconds used for phase 1: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
 
         # Phase 2: latency with IDLE, one message at a time.
         before = {p.name for p in _spooled(spool)}
