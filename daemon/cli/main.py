@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from daemon.cli import pec as pec_cli
 from daemon.cli import rules as rules_cli
 from daemon.cli import sla as sla_cli
+from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.cli.views import inbound_view, outbox_view, ticket_detail, ticket_summary
-from daemon.config import Config, ConfigError, load_config
 from daemon.logmask import MaskingFilter
 from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
 
@@ -40,47 +38,6 @@ app.add_typer(rules_cli.app, name="rules")
 app.add_typer(pec_cli.app, name="pec")
 app.add_typer(sla_cli.app, name="sla")
 
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Uscita in JSON.")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]errore:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def get_config(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[bold red]Configurazione non valida[/] ({len(exc.problems)} problemi):", highlight=False)
-        for problem in exc.problems:
-            err.print(f"  - {problem}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
-
-
-def get_service(path: Path | None) -> Any:
-    from daemon.service import Service
-
-    config = get_config(path)
-    try:
-        return Service(config)
-    except Exception as exc:
-        problems = getattr(exc, "problems", None)
-        if problems:
-            err.print("[bold red]Regole o vocabolari non validi:[/]", highlight=False)
-            for problem in problems:
-                err.print(f"  - {problem}", highlight=False, markup=False)
-            raise typer.Exit(2) from None
-        fail(f"avvio non riuscito: {exc}")
-        raise
-
 
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -91,10 +48,6 @@ def setup_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("imapclient").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-
-def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 @app.command()
@@ -164,7 +117,7 @@ def ingest(
         for f, o in zip(files, outcomes, strict=True)
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         table = Table("file", "esito", "motivo", "pratica", "regola", title="Messaggi elaborati")
         for r in rows:
@@ -196,7 +149,7 @@ def explain(
     service = get_service(config)
     result = service.explain(raw, mailbox)
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         out.print(render_explanation(result), highlight=False, markup=False)
 
@@ -218,7 +171,7 @@ def tickets_list(
             q = q.where(Ticket.state == state)
         rows = [ticket_summary(t) for t in session.execute(q).scalars()]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table(
         "pratica",
@@ -256,7 +209,7 @@ def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
         assert ticket is not None
         data = ticket_detail(ticket)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"[bold]{data['id']}[/] — {data['subject']}", highlight=False)
     for key in (
@@ -296,7 +249,7 @@ def outbox_list(
             q = q.where(Outbox.status == status)
         rows = [outbox_view(o) for o in session.execute(q).scalars()]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "a", "oggetto", "modello", "stato", "tentativi", title=f"Email in uscita ({len(rows)})")
     for r in rows:
@@ -323,7 +276,7 @@ def inbound_list(
             q = q.where(InboundMessage.outcome == outcome)
         rows = [inbound_view(m) for m in session.execute(q).scalars()]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table(
         "id", "casella", "mittente", "oggetto", "esito", "motivo", "pratica", title=f"Messaggi ricevuti ({len(rows)})"

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from daemon.cli.common import show_config_problems
 from daemon.config import ConfigError, load_config
 from daemon.pec import PecAnalysis, analyse_pec
 from daemon.pec.settings import PecSettingsError, load_pec_trust
@@ -60,10 +61,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 def _config_problems(exc: ConfigError) -> None:
-    err.print(f"[bold red]Configurazione non valida[/] ({len(exc.problems)} problemi):", highlight=False)
-    for problem in exc.problems:
-        err.print(f"  - {problem}", highlight=False, markup=False)
-    raise typer.Exit(EXIT_ERROR)
+    show_config_problems(exc, EXIT_ERROR)
 
 
 def _kind_text(analysis: PecAnalysis) -> str:

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from daemon.cli.common import ConfigOpt, get_config
 from daemon.config import Config
 from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml
 
@@ -28,10 +29,6 @@ SUITE_FILE = "rules-tests.yaml"
 RULES_DIR = "routing_rules"
 TEMPLATES_DIR = "templates"
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
-]
 RulesDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -51,8 +48,6 @@ def _console() -> Console:
 
 
 def _config(path: Path | None) -> Config:
-    from daemon.cli.main import get_config  # lazily: main imports this module
-
     return get_config(path)
 
 

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 
 app = typer.Typer(
     help="Scadenze (SLA): rapporto, controllo delle politiche, passi di una pratica.", no_args_is_help=True
 )
-
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Uscita in JSON.")]
-
-
-def _main() -> Any:
-    # Imported late: daemon.cli.main imports this module while it is being built.
-    from daemon.cli import main
-
-    return main
-
-
-def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -43,7 +22,7 @@ def _day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        _main().fail(f"{option} non valido: {value!r} (atteso AAAA-MM-GG, es. 2026-11-30)")
+        fail(f"{option} non valido: {value!r} (atteso AAAA-MM-GG, es. 2026-11-30)")
         raise
 
 
@@ -52,7 +31,7 @@ def _runtime(service: Any) -> Any:
 
     runtime = runtime_for_engine(service.engine) or install_hooks(service)
     if runtime is None:
-        _main().fail("routing_rules/sla.yaml assente: le scadenze sono disattivate")
+        fail("routing_rules/sla.yaml assente: le scadenze sono disattivate")
     return runtime
 
 
@@ -75,22 +54,21 @@ def report(
     """Per coda: pratiche aperte, scadute, risposte nei termini (%), tempo mediano di risposta in giorni lavorativi."""
     from daemon.sla.report import sla_report
 
-    main = _main()
     first, last = _day(date_from, "--from"), _day(date_to, "--to")
     if first and last and first > last:
-        main.fail("--from è successivo a --to")
-    cfg = main.get_config(config)
+        fail("--from è successivo a --to")
+    cfg = get_config(config)
     if office is not None:
         office = office.upper()
         if office not in {o.id for o in cfg.offices}:
-            main.fail(f"ufficio sconosciuto: {office} (definiti: {', '.join(o.id for o in cfg.offices)})")
-    service = main.get_service(config)
+            fail(f"ufficio sconosciuto: {office} (definiti: {', '.join(o.id for o in cfg.offices)})")
+    service = get_service(config)
     runtime = _runtime(service)
     now = datetime.now(UTC)
     with service.session_factory() as session:
         rows = sla_report(session, runtime, now, office=office, date_from=first, date_to=last)
     if as_json:
-        _print_json([r.to_dict() for r in rows])
+        print_json([r.to_dict() for r in rows])
         return
     period = ""
     if first or last:
@@ -138,8 +116,7 @@ def check(config: ConfigOpt = None) -> None:
     from daemon.sla.policies import PolicyError, load_policies
     from daemon.workcalendar import CalendarError, calendars_from_config
 
-    main = _main()
-    cfg = main.get_config(config)
+    cfg = get_config(config)
     base = Path(cfg.base_dir)
     problems: list[Any] = []
     try:
@@ -175,14 +152,13 @@ def show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
     from storage.models import Ticket
     from storage.models_sla import SlaClock, SlaStepRun
 
-    main = _main()
-    service = main.get_service(config)
+    service = get_service(config)
     runtime = _runtime(service)
     rows: list[dict[str, Any]] = []
     with service.session_factory() as session:
         ticket = session.get(Ticket, ticket_id.upper())
         if ticket is None:
-            main.fail(f"pratica non trovata: {ticket_id}", code=1)
+            fail(f"pratica non trovata: {ticket_id}", code=1)
         assert ticket is not None
         cal = runtime.calendar(ticket.office)
         clocks = session.execute(
@@ -230,7 +206,7 @@ def show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
             "scadenza": ticket.due_at.astimezone(cal.tz).isoformat() if ticket.due_at else None,
         }
     if as_json:
-        _print_json({**head, "passi": rows})
+        print_json({**head, "passi": rows})
         return
     out.print(
         f"[bold]{head['pratica']}[/] — stato {head['stato']}, politica {head['politica']}, "

@@ -1,0 +1,76 @@
+"""What every `sportello` command shares: the consoles, the --config and --json options, loading the
+configuration and the service with Italian error messages and exit code 2, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from daemon.config import Config, ConfigError, load_config
+
+__all__ = [
+    "ConfigOpt",
+    "JsonOpt",
+    "err",
+    "fail",
+    "get_config",
+    "get_service",
+    "out",
+    "print_json",
+    "show_config_problems",
+]
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Uscita in JSON.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]errore:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def show_config_problems(exc: ConfigError, code: int = 2) -> None:
+    err.print(f"[bold red]Configurazione non valida[/] ({len(exc.problems)} problemi):", highlight=False)
+    for problem in exc.problems:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+    raise typer.Exit(code) from None
+
+
+def get_config(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        show_config_problems(exc)
+        raise
+
+
+def get_service(path: Path | None) -> Any:
+    from daemon.service import Service
+
+    config = get_config(path)
+    try:
+        return Service(config)
+    except Exception as exc:
+        problems = getattr(exc, "problems", None)
+        if problems:
+            err.print("[bold red]Regole o vocabolari non validi:[/]", highlight=False)
+            for problem in problems:
+                err.print(f"  - {problem}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        fail(f"avvio non riuscito: {exc}")
+        raise
+
+
+def print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
