@@ -167,7 +167,7 @@ def main() -> int:
         rss = RssWatch(daemon.pid)
         ok = wait_until(lambda: _count(spool) >= args.n, 1800, interval=0.2)
         end = time.monotonic()
-        cpu = _cpu_seconds({"daemon (intake)": daemon.pid, "sink": sink.pid, "dovecot": dovecot._proc.pid if dovecot._proc else 0})
+        cpu = _cpu_seconds({"daemon (intake)": daemon.pid, "sink": sink.pid, "dovecot": dovecot.pid or 0})
         if not ok:
             print(f"TIMEOUT: {_count(spool)}/{args.n} acknowledgements; log in {work / 'daemon.log'}")
             return 1

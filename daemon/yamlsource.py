@@ -145,3 +145,12 @@ def pydantic_problems(doc: YamlDocument, error: Any, prefix: Sequence[PathPart] 
             message = _PYDANTIC_IT.get(kind, err["msg"])
         problems.append(doc.problem(path, message))
     return problems
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time, size) of an admin's file, to notice edits cheaply; None if it is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

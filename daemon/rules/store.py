@@ -10,7 +10,7 @@ from pathlib import Path
 from daemon.config import Config
 from daemon.rules.loader import RULES_FILE, RulesError, load_ruleset, vocabulary_values
 from daemon.rules.model import Ruleset
-from daemon.yamlsource import YamlProblem
+from daemon.yamlsource import YamlProblem, file_stamp
 
 __all__ = ["RuleStore"]
 
@@ -42,11 +42,7 @@ class RuleStore:
         return load_ruleset(self.rules_dir, self.config, self.known_templates, vocabulary)
 
     def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = (self.rules_dir / RULES_FILE).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        return file_stamp(self.rules_dir / RULES_FILE)
 
     @property
     def current(self) -> Ruleset:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, file_stamp, load_yaml, pydantic_problems
 
 __all__ = [
     "ANCHOR_DUE",
@@ -309,11 +309,7 @@ class PolicyStore:
         self.last_error: PolicyError | None = None
 
     def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = (self.rules_dir / POLICIES_FILE).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        return file_stamp(self.rules_dir / POLICIES_FILE)
 
     @property
     def current(self) -> PolicySet:

@@ -7,50 +7,21 @@ arrives twice only as the same Message-ID (a kill between the sink's acceptance 
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.support.stack import ROOT, citizen_mail, imap_env, wait_until, write_config
+from tests.support.daemon_process import db_count, kill_daemon, start_daemon
+from tests.support.stack import citizen_mail, wait_until, write_config
 
 MAILBOX = "fe-credito"
 TOTAL = 300
 # Kill points: number of recorded inbound messages at which the daemon is killed.
 KILL_AT = (1, 40, 110, 190, 260)
-
-
-def _db_count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:  # schema not created yet, or briefly locked
-        return 0
-
-
-def _start(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli.main", "run", "--config", str(config_path)],
-        cwd=ROOT,
-        env=imap_env(),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -66,16 +37,16 @@ def test_sigkill_at_several_points_loses_nothing_and_duplicates_nothing(stack, t
     inbound = "SELECT count(*) FROM inbound_messages"
     kills = 0
     for target in KILL_AT:
-        proc = _start(config_path, log)
+        proc = start_daemon(config_path, log)
         try:
-            reached = wait_until(lambda t=target: _db_count(db, inbound) >= t, 120, interval=0.01)
+            reached = wait_until(lambda t=target: db_count(db, inbound) >= t, 120, interval=0.01)
             assert reached, f"il servizio non ha elaborato {target} messaggi:\n{log.read_text()[-3000:]}"
         finally:
-            _kill(proc)
+            kill_daemon(proc)
         kills += 1
         # After each kill, each recorded message has one outcome and at most one ticket.
         assert (
-            _db_count(
+            db_count(
                 db,
                 "SELECT count(*) FROM (SELECT raw_sha256 FROM inbound_messages GROUP BY raw_sha256 "
                 "HAVING count(*) > 1)",
@@ -83,19 +54,19 @@ def test_sigkill_at_several_points_loses_nothing_and_duplicates_nothing(stack, t
             == 0
         )
     # One more kill while the sender is busy: wait for some acks to be accepted, then kill.
-    proc = _start(config_path, log)
+    proc = start_daemon(config_path, log)
     try:
         assert wait_until(lambda: len(sink.messages) >= TOTAL // 2, 180, interval=0.01)
     finally:
-        _kill(proc)
+        kill_daemon(proc)
     kills += 1
 
-    proc = _start(config_path, log)
+    proc = start_daemon(config_path, log)
     try:
         done = wait_until(
             lambda: (
-                _db_count(db, inbound) == TOTAL
-                and _db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
+                db_count(db, inbound) == TOTAL
+                and db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
             ),
             240,
             interval=0.2,
@@ -106,15 +77,15 @@ def test_sigkill_at_several_points_loses_nothing_and_duplicates_nothing(stack, t
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_daemon(proc)
             pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
 
-    assert _db_count(db, inbound) == TOTAL
-    assert _db_count(db, "SELECT count(DISTINCT raw_sha256) FROM inbound_messages") == TOTAL
-    assert _db_count(db, "SELECT count(*) FROM inbound_messages WHERE outcome IS NULL OR outcome = ''") == 0
-    tickets = _db_count(db, "SELECT count(*) FROM tickets")
+    assert db_count(db, inbound) == TOTAL
+    assert db_count(db, "SELECT count(DISTINCT raw_sha256) FROM inbound_messages") == TOTAL
+    assert db_count(db, "SELECT count(*) FROM inbound_messages WHERE outcome IS NULL OR outcome = ''") == 0
+    tickets = db_count(db, "SELECT count(*) FROM tickets")
     assert tickets == TOTAL, "un messaggio, una pratica"
-    assert _db_count(db, "SELECT count(DISTINCT ticket_id) FROM inbound_messages") == TOTAL
+    assert db_count(db, "SELECT count(DISTINCT ticket_id) FROM inbound_messages") == TOTAL
     assert imap.list_uids(MAILBOX, "INBOX") == []
 
     sent = Counter(m.message_id for m in sink.messages)

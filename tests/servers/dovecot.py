@@ -124,6 +124,11 @@ class DovecotServer:
             self._stdout.close()
             self._stdout = None
 
+    @property
+    def pid(self) -> int | None:
+        """The master process, while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def restart(self) -> None:
         """Stop and start again on the same port with the same mail dirs: the mail survives."""
         self.stop()

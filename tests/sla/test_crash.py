@@ -3,11 +3,9 @@ at the end every due step was sent once, none twice, none missed (at the SMTP si
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,36 +16,13 @@ from daemon.config import Config
 from daemon.outbound.sink import SmtpSink
 from daemon.pipeline import InboundItem
 from daemon.service import Service
-from tests.support.stack import ROOT, citizen_mail, stack_config, wait_until, write_config
+from tests.support.daemon_process import db_count, kill_daemon, start_daemon
+from tests.support.stack import citizen_mail, stack_config, wait_until, write_config
 
 TICKETS = 160
 STEPS = 3  # promemoria, sollecito, escalation_regionale: all overdue for mail received 60 days ago
 TOTAL = TICKETS * STEPS
 KILL_AT = (1, 120, 300)  # recorded steps at which the daemon is killed
-
-
-def _count(db: Path, sql: str) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli.main", "run", "--config", str(config)],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -78,20 +53,21 @@ def test_sigkill_during_sweeps_sends_every_step_once(shipped_config: Config, tmp
         runs = "SELECT count(*) FROM sla_step_runs"
         seen_at_kill = []
         for target in KILL_AT:
-            proc = _start(config, log)
+            proc = start_daemon(config, log)
             try:
-                reached = wait_until(lambda t=target: _count(db, runs) >= t, 60, interval=0.005)
+                reached = wait_until(lambda t=target: db_count(db, runs) >= t, 60, interval=0.005)
                 assert reached, f"il servizio non ha eseguito {target} passi:\n{log.read_text()[-3000:]}"
             finally:
-                _kill(proc)
-            seen_at_kill.append(_count(db, runs))
+                kill_daemon(proc)
+            seen_at_kill.append(db_count(db, runs))
         assert any(0 < n < TOTAL for n in seen_at_kill), f"nessun arresto a metà di un controllo: {seen_at_kill}"
 
-        proc = _start(config, log)
+        proc = start_daemon(config, log)
         try:
             done = wait_until(
                 lambda: (
-                    _count(db, runs) == TOTAL and _count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
+                    db_count(db, runs) == TOTAL
+                    and db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
                 ),
                 120,
                 interval=0.1,
@@ -102,16 +78,16 @@ def test_sigkill_during_sweeps_sends_every_step_once(shipped_config: Config, tmp
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                _kill(proc)
+                kill_daemon(proc)
                 pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
 
         # In the database: each step once, with its event and its outbox row.
-        assert _count(db, "SELECT count(DISTINCT ticket_id || '/' || step) FROM sla_step_runs") == TOTAL
-        assert _count(db, "SELECT count(*) FROM sla_step_runs WHERE result = 'sent'") == TOTAL
-        assert _count(db, "SELECT count(*) FROM ticket_events WHERE kind = 'sla_passo'") == TOTAL
-        assert _count(db, "SELECT count(*) FROM outbox WHERE template LIKE 'sla_%'") == TOTAL
-        assert _count(db, "SELECT count(DISTINCT outbox_id) FROM sla_step_runs") == TOTAL
-        assert _count(db, "SELECT count(*) FROM sla_clocks WHERE next_at IS NOT NULL") == 0
+        assert db_count(db, "SELECT count(DISTINCT ticket_id || '/' || step) FROM sla_step_runs") == TOTAL
+        assert db_count(db, "SELECT count(*) FROM sla_step_runs WHERE result = 'sent'") == TOTAL
+        assert db_count(db, "SELECT count(*) FROM ticket_events WHERE kind = 'sla_passo'") == TOTAL
+        assert db_count(db, "SELECT count(*) FROM outbox WHERE template LIKE 'sla_%'") == TOTAL
+        assert db_count(db, "SELECT count(DISTINCT outbox_id) FROM sla_step_runs") == TOTAL
+        assert db_count(db, "SELECT count(*) FROM sla_clocks WHERE next_at IS NOT NULL") == 0
         # At the sink: every step's email arrived; a copy only with the same Message-ID (a kill between
         # the server's acceptance and the outbox update), at most once per kill.
         with sqlite3.connect(db) as conn:

@@ -1,0 +1,41 @@
+"""`sportello run` as a separate process for the crash tests: started, killed with SIGKILL, and its
+SQLite database read from outside without disturbing it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.stack import ROOT, imap_env
+
+
+def start_daemon(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli.main", "run", "--config", str(config_path)],
+        cwd=ROOT,
+        env=imap_env(),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def kill_daemon(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def db_count(db: Path, sql: str) -> int:
+    """A count read-only; 0 while the schema does not exist yet or the file is briefly locked."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
