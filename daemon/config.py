@@ -132,6 +132,8 @@ class IntakeConfig(_Strict):
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     reconnect_min_seconds: float = Field(default=1.0, gt=0)
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
+    # A mailbox unreadable for this long raises an alert for the admin (once per outage).
+    alert_after_seconds: float = Field(default=300.0, gt=0)
 
 
 class OutboundConfig(_Strict):

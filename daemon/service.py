@@ -16,6 +16,7 @@ from daemon.intake.imap import FetchedMessage
 from daemon.pipeline import InboundItem, Outcome, Pipeline
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
+from storage.models import Alert
 
 __all__ = ["Service"]
 
@@ -139,6 +140,8 @@ class Service:
                 reconnect_min=self.config.intake.reconnect_min_seconds,
                 reconnect_max=self.config.intake.reconnect_max_seconds,
                 password=(imap_passwords or {}).get(mailbox.id),
+                alert_after=self.config.intake.alert_after_seconds,
+                on_outage=self._record_outage,
             )
             self.workers.append(worker)
             threads.append(threading.Thread(target=worker.run, name=f"imap-{mailbox.id}", daemon=True))
@@ -156,6 +159,18 @@ class Service:
         if scheduler is not None:
             scheduler.shutdown()
         log.info("sportello fermato")
+
+    def _record_outage(self, mailbox_id: str, error: str) -> None:
+        limit = self.config.intake.alert_after_seconds
+        with self.session_factory() as session, session.begin():
+            session.add(
+                Alert(
+                    at=self.clock(),
+                    kind="casella_non_leggibile",
+                    mailbox=mailbox_id,
+                    note=f"casella {mailbox_id} non leggibile da oltre {limit:.0f} s: {error}",
+                )
+            )
 
     def _watch_rules(self, stop: threading.Event) -> None:
         while not stop.wait(2.0):

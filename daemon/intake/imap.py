@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,8 @@ class ImapWorker:
         reconnect_min: float,
         reconnect_max: float,
         password: str | None = None,
+        alert_after: float = 300.0,
+        on_outage: Callable[[str, str], None] | None = None,
     ) -> None:
         if mailbox.imap is None:
             raise ValueError(f"la casella {mailbox.id} non ha impostazioni IMAP")
@@ -78,6 +81,12 @@ class ImapWorker:
         self.last_uid = 0
         self.connected = threading.Event()
         self.sessions = 0  # how many times a session was opened (observable reconnects)
+        # A mailbox that cannot be read must not go quiet: after `alert_after` seconds of failures,
+        # on_outage(mailbox_id, last error) is called once per outage (the service records an alert).
+        self.alert_after = alert_after
+        self.on_outage = on_outage
+        self._failing_since: float | None = None
+        self._outage_reported = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class ImapWorker:
                 delay = self.reconnect_min
             except _NETWORK_ERRORS as exc:
                 self.connected.clear()
+                self._failing(f"{type(exc).__name__}: {exc}")
                 log.warning(
                     "casella %s: connessione IMAP interrotta (%s: %s); nuovo tentativo tra %.1f s",
                     self.mailbox.id,
@@ -98,11 +108,25 @@ class ImapWorker:
                 )
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_max)
-            except Exception:  # a bug in a handler must not kill the worker: log, back off, retry
+            except Exception as exc:  # a bug in a handler must not kill the worker: log, back off, retry
                 self.connected.clear()
+                self._failing(f"{type(exc).__name__}: {exc}")
                 log.exception("casella %s: errore inatteso; nuovo tentativo tra %.1f s", self.mailbox.id, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_max)
+
+    def _failing(self, error: str) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if not self._outage_reported and now - self._failing_since >= self.alert_after:
+            self._outage_reported = True
+            log.error("casella %s: non leggibile da %.0f s (%s)", self.mailbox.id, now - self._failing_since, error)
+            if self.on_outage is not None:
+                try:
+                    self.on_outage(self.mailbox.id, error)
+                except Exception:  # the alert is best effort; the worker keeps retrying regardless
+                    log.exception("casella %s: avviso di interruzione non registrato", self.mailbox.id)
 
     def _connect(self) -> IMAPClient:
         s = self.settings
@@ -124,6 +148,9 @@ class ImapWorker:
         client = self._connect()
         self.sessions += 1
         self.connected.set()
+        if self._outage_reported:
+            log.info("casella %s: di nuovo leggibile", self.mailbox.id)
+        self._failing_since, self._outage_reported = None, False
         log.info("casella %s: connessa a %s:%s", self.mailbox.id, self.settings.host, self.settings.port)
         try:
             can_idle = self.settings.idle and client.has_capability("IDLE")

@@ -131,3 +131,32 @@ def test_uidvalidity_change_rescans_the_folder(shipped_config: Config, dovecot) 
     finally:
         stop.set()
         t.join(10)
+
+
+def test_unreadable_mailbox_raises_one_alert_per_outage(shipped_config: Config, dovecot) -> None:
+    outages: list[tuple[str, str]] = []
+    stop = threading.Event()
+    worker = ImapWorker(
+        _mailbox(shipped_config, dovecot.port),
+        lambda _batch: None,
+        stop,
+        max_message_bytes=10**7,
+        reconnect_min=0.05,
+        reconnect_max=0.1,
+        password="password sbagliata",
+        alert_after=0.3,
+        on_outage=lambda box, error: outages.append((box, error)),
+    )
+    t = _run(worker)
+    try:
+        assert wait_until(lambda: len(outages) == 1, 20)
+        stop.wait(1.0)
+        assert len(outages) == 1, "un solo avviso per interruzione"
+        box, error = outages[0]
+        assert box == USER
+        assert "LoginError" in error or "AUTHENTICATIONFAILED" in error.upper()
+        worker.password = "demo"  # the admin fixes the password: the worker reconnects by itself
+        assert wait_until(worker.connected.is_set, 20)
+    finally:
+        stop.set()
+        t.join(10)
