@@ -1,0 +1,483 @@
+"""What each routing decision becomes in the database: the ticket opened or appended to, the reply or
+acknowledgement in the outbox, the receipt filed, the alert for the admin. All in the caller's
+transaction; nothing here sends mail.
+
+`OutcomeActions` is the half of the pipeline that records outcomes; `daemon.pipeline.Pipeline`
+(batches, idempotency, the write transaction) builds on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from daemon.analysis import Analysis
+from daemon.config import Config, Mailbox
+from daemon.logmask import mask
+from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.templates import TemplateRenderer
+from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
+from storage.models import Alert, InboundMessage, Ticket
+
+__all__ = ["ACK_TEMPLATE", "BatchIndex", "OutcomeActions", "json_safe", "opened_hooks"]
+
+log = logging.getLogger("sportello.pipeline")
+
+# Called as hook(session, ticket, analysis, now) after a ticket is opened; the SLA clock registers here.
+opened_hooks: list[Callable[[Session, Ticket, Analysis, datetime], None]] = []
+
+ACK_TEMPLATE = "conferma_ricezione"
+PEC_FAILURE_TEMPLATE = "avviso_pec_non_consegnata"
+PEC_FAILURE_RECEIPTS = frozenset(
+    {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
+)
+_BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
+
+
+@dataclass
+class BatchIndex:
+    """What one batch already knows: recorded rows for its items, and the items seen so far."""
+
+    rows: dict[tuple[object, ...], InboundMessage] = field(default_factory=dict)
+    seen: set[tuple[object, ...]] = field(default_factory=set)
+    # Deferred mode (one flush per batch): what the database cannot tell yet about this batch.
+    deferred: bool = False
+    requesters: dict[str, int] = field(default_factory=dict)
+    by_message_id: dict[str, list[InboundMessage]] = field(default_factory=dict)
+    # Rows already in the database for the Message-IDs the batch's headers announce.
+    recorded_ids: dict[str, list[InboundMessage]] = field(default_factory=dict)
+    numbers: TicketNumbers = field(default_factory=TicketNumbers)
+
+
+class OutcomeActions:
+    """One method per routing action; each records the outcome on the inbound row and returns whether
+    mail was put in the outbox."""
+
+    config: Config
+    renderer: TemplateRenderer
+    _local: threading.local  # .known: the BatchIndex of the batch this thread is recording
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _open(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        d = analysis.decision
+        msg = analysis.effective or analysis.envelope
+        assert msg is not None
+        cls = analysis.classification
+        ticket = open_ticket(
+            session,
+            NewTicket(
+                office=mailbox.office,
+                mailbox=mailbox.id,
+                requester=analysis.requester,
+                requester_name=msg.sender_name,
+                subject=msg.subject,
+                received_at=received_at,
+                queue=d.queue,
+                assignee=d.assignees[0] if d.assignees else None,
+                codici_fiscali=tuple(getattr(cls, "codici_fiscali", ()) or ()),
+                classification=json_safe(cls.to_dict()) if cls is not None else None,
+                tags=d.tags,
+                priority=d.priority,
+                sla_policy=d.sla,
+                pec_identificativo=getattr(analysis.pec, "identificativo", None) if analysis.pec else None,
+            ),
+            now=now,
+            numbers=known.numbers if (known := getattr(self._local, "known", None)) is not None else None,
+        )
+        # no flush: the batch's single flush fills every key
+        inbound.outcome = "opened"
+        inbound.ticket = ticket
+        add_message(
+            session,
+            ticket.id,
+            direction="in",
+            at=received_at,
+            author=analysis.requester,
+            subject=msg.subject,
+            body=msg.text_body[:_BODY_LIMIT],
+            message_id=msg.message_id,
+            inbound=inbound,
+        )
+        if analysis.envelope is not None and analysis.envelope is not msg and analysis.envelope.message_id:
+            # Replies may quote the PEC envelope's id rather than the inner message's.
+            add_message(
+                session,
+                ticket.id,
+                direction="note",
+                at=received_at,
+                author="sistema",
+                subject="busta PEC",
+                body="",
+                message_id=analysis.envelope.message_id,
+                inbound=inbound,
+            )
+        for hook in opened_hooks:
+            hook(session, ticket, analysis, now)
+        if analysis.suppress_ack or self._ack_budget_exhausted(session, analysis.requester, now):
+            add_event(
+                session,
+                ticket.id,
+                "conferma_non_inviata",
+                actor="sistema",
+                at=now,
+                note="il mittente non riceve risposte automatiche (limite o richiesta)",
+            )
+            return False
+        templates = d.templates or (ACK_TEMPLATE,)
+        for template in templates:
+            self._send(session, mailbox, inbound, analysis, template, ticket, now)
+        return True
+
+    def _append(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        d = analysis.decision
+        msg = analysis.effective or analysis.envelope
+        assert msg is not None
+        target = d.target_ticket or analysis.reply_to_ticket
+        ticket = session.get(Ticket, target.upper()) if target else None
+        if ticket is None:  # the rule pointed to a ticket that is gone: open one rather than lose it
+            return self._open(session, mailbox, inbound, analysis, received_at, now)
+        inbound.outcome = "appended"
+        inbound.ticket = ticket
+        add_message(
+            session,
+            ticket.id,
+            direction="in",
+            at=received_at,
+            author=analysis.requester,
+            subject=msg.subject,
+            body=msg.text_body[:_BODY_LIMIT],
+            message_id=msg.message_id,
+            inbound=inbound,
+        )
+        kind = "sollecito" if getattr(analysis.classification, "sollecito", False) else "messaggio"
+        add_event(
+            session,
+            ticket.id,
+            kind,
+            actor=analysis.requester,
+            at=now,
+            note=f"da {mailbox.id}",
+            data={"archivio": inbound.archive_ref},
+        )
+        ticket.updated_at = now
+        if ticket.state in ("in_attesa", "chiusa") and analysis.requester == ticket.requester:
+            change_state(
+                session, ticket, "aperta", actor=analysis.requester, at=now, note="nuovo messaggio del richiedente"
+            )
+        mailed = False
+        for template in d.templates:
+            self._send(session, mailbox, inbound, analysis, template, ticket, now)
+            mailed = True
+        return mailed
+
+    def _reject(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        inbound.outcome = "rejected"
+        if analysis.automatic or not analysis.requester:
+            inbound.detail = "nessuna risposta: mittente automatico o assente"
+            return False
+        if self._ack_budget_exhausted(session, analysis.requester, now):
+            inbound.detail = "nessuna risposta: limite giornaliero di risposte automatiche"
+            return False
+        for template in analysis.decision.templates:
+            self._send(session, mailbox, inbound, analysis, template, None, now)
+        return bool(analysis.decision.templates)
+
+    def _ignore(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        inbound.outcome = "ignored"
+        ticket = session.get(Ticket, analysis.decision.target_ticket) if analysis.decision.target_ticket else None
+        if ticket is None:
+            return False
+        # e.g. a PEC receipt filed on the ticket it refers to, as proof of acceptance and delivery
+        inbound.ticket = ticket
+        pec = analysis.pec
+        receipt = getattr(pec, "receipt_type", None) if pec is not None and pec.kind == "ricevuta" else None
+        data: dict[str, Any] = {"archivio": inbound.archive_ref}
+        if receipt:
+            data.update(
+                ricevuta=receipt,
+                identificativo=pec.identificativo,
+                riferimento=pec.riferimento_message_id,
+                data=pec.data.isoformat() if pec.data else None,
+                archivio=inbound.archive_ref,
+            )
+        add_event(
+            session,
+            ticket.id,
+            f"ricevuta_pec_{receipt}" if receipt else (analysis.decision.reason or "archiviato"),
+            actor="sistema",
+            at=now,
+            note=f"ricevuta PEC di {receipt}" if receipt else "",
+            data=data,
+        )
+        if receipt in PEC_FAILURE_RECEIPTS:
+            return self._pec_delivery_failed(session, mailbox, inbound, analysis, ticket, receipt, now)
+        return False
+
+    def _pec_delivery_failed(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        ticket: Ticket,
+        receipt: str,
+        now: datetime,
+    ) -> bool:
+        """Our PEC did not reach its recipient: the admin gets an alert, the ticket's referents an email."""
+        session.flush()  # rare path: the alert refers to the inbound row by id
+        session.add(
+            Alert(
+                at=now,
+                kind="pec_non_consegnata",
+                mailbox=mailbox.id,
+                ticket_id=ticket.id,
+                inbound_id=inbound.id,
+                note=f"ricevuta PEC di {receipt} per la pratica {ticket.id}",
+            )
+        )
+        referents = self._referents(ticket)
+        if not referents:
+            return False
+        ctx = self._context(mailbox, analysis, ticket, now)
+        ctx["ricevuta"] = {"tipo": receipt, "errore": getattr(analysis.pec, "errore_esteso", None)}
+        ctx["pratica"] = {"id": ticket.id, "oggetto": ticket.subject, "richiedente": ticket.requester}
+        enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id,
+                to=tuple(referents),
+                template=PEC_FAILURE_TEMPLATE,
+                context=ctx,
+                ticket_id=ticket.id,
+                inbound=inbound,
+            ),
+            now=now,
+        )
+        return True
+
+    def _alert_unverified_pec(
+        self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis, now: datetime
+    ) -> None:
+        """Looks like PEC but does not verify: never genuine, and the admin must know (forgery or breakage)."""
+        session.flush()  # rare path: the alert refers to the inbound row by id
+        pec = analysis.pec
+        session.add(
+            Alert(
+                at=now,
+                kind="pec_non_verificata",
+                mailbox=mailbox.id,
+                inbound_id=inbound.id,
+                note=(
+                    f"messaggio con aspetto di PEC ({getattr(pec, 'looks_like', None) or '?'}) non verificato: "
+                    f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {inbound.archive_ref}"
+                ),
+            )
+        )
+
+    def _referents(self, ticket: Ticket) -> list[str]:
+        """The assignee if any, else the office's referents."""
+        people = {p.id: p for p in self.config.people}
+        if ticket.assignee and ticket.assignee in people:
+            return [people[ticket.assignee].address]
+        return [p.address for p in self.config.people_with_role("referente", ticket.office)]
+
+    def _forward(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        inbound.outcome = "forwarded"
+        d = analysis.decision
+        if not d.forward_to:
+            return False
+        ctx = self._context(mailbox, analysis, None, now)
+        enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx, inbound=inbound
+            ),
+            now=now,
+        )
+        return True
+
+    def _quarantine(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        now: datetime,
+    ) -> bool:
+        inbound.outcome = "quarantined"
+        inbound.reason = inbound.reason or (analysis.failure.reason if analysis.failure else "quarantena")
+        inbound.detail = analysis.failure.detail if analysis.failure else None
+        session.flush()  # rare path: the alert refers to the inbound row by id
+        session.add(
+            Alert(
+                at=now,
+                kind="quarantena",
+                mailbox=mailbox.id,
+                inbound_id=inbound.id,
+                note=f"messaggio in quarantena ({inbound.reason}); copia esatta in {inbound.archive_ref}",
+            )
+        )
+        return False
+
+    def _ack_budget_exhausted(self, session: Session, requester: str, now: datetime) -> bool:
+        if not requester:
+            return True
+        count = session.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.sender == requester,
+                InboundMessage.processed_at >= now - timedelta(days=1),
+            )
+        ).scalar_one()
+        known: BatchIndex | None = getattr(self._local, "known", None)
+        if known is not None and known.deferred:
+            count += known.requesters.get(requester, 0)  # this batch's rows are not flushed yet
+        # the current message is already counted
+        return int(count) > self.config.outbound.max_acks_per_sender_per_day
+
+    def _context(self, mailbox: Mailbox, analysis: Analysis, ticket: Ticket | None, now: datetime) -> dict[str, Any]:
+        msg = analysis.effective or analysis.envelope
+        office = self.config.office(mailbox.office)
+        return {
+            "messaggio": {
+                "oggetto": msg.subject if msg else "",
+                "mittente": analysis.requester,
+                "nome_mittente": msg.sender_name if msg else "",
+                "data_ricezione": analysis.signed_at or now,
+                "message_id": msg.message_id if msg else None,
+            },
+            "casella": {"id": mailbox.id, "indirizzo": mailbox.address, "nome": mailbox.name, "tipo": mailbox.kind},
+            "ufficio": {"id": office.id, "nome": office.name},
+            "ticket": None
+            if ticket is None
+            else {
+                "id": ticket.id,
+                "scadenza": ticket.due_at,
+                "coda": ticket.queue,
+            },
+            "motivo": analysis.decision.reason,
+            "classificazione": analysis.classification.to_dict() if analysis.classification is not None else {},
+            "parametri": dict(analysis.decision.params),
+            "giorni_risposta": self.config.instance.answer_working_days,
+        }
+
+    def _send(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        template: str,
+        ticket: Ticket | None,
+        now: datetime,
+    ) -> None:
+        msg = analysis.effective or analysis.envelope
+        ctx = self._context(mailbox, analysis, ticket, now)
+        ctx["messaggio"]["data_ricezione"] = inbound.received_at
+        row = enqueue_email(
+            session,
+            self.config,
+            self.renderer,
+            EmailRequest(
+                mailbox_id=mailbox.id,
+                to=(analysis.requester,),
+                template=template,
+                context=ctx,
+                ticket_id=ticket.id if ticket else None,
+                ticket=ticket,
+                inbound=inbound,
+                in_reply_to=msg.message_id if msg else None,
+                references=tuple(
+                    (msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())
+                ),
+            ),
+            now=now,
+        )
+        if ticket is not None:
+            # the outbox key is filled at the batch's flush, through the relationship
+            add_message(
+                session,
+                ticket.id,
+                direction="out",
+                at=now,
+                author=mailbox.address,
+                subject=row.subject,
+                body="",
+                message_id=row.message_id,
+                outbox=row,
+            )
+            add_event(
+                session,
+                ticket.id,
+                "email_in_uscita",
+                actor="sistema",
+                at=now,
+                note=f"{template} a {mask(analysis.requester)}",
+                data={"message_id": row.message_id},
+            )
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return None
+    return value
