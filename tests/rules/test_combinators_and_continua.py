@@ -24,6 +24,7 @@ from daemon.rules import RoutingFacts, RulesError, Ruleset, evaluate, load_rules
 from daemon.rules.loader import vocabulary_values
 from daemon.service import Service
 from storage.models import Ticket
+from tests.rules.facts import make_facts
 from tests.support.stack import citizen_mail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,37 +46,7 @@ def ruleset(tmp_path: Path, body: str) -> Ruleset:
 
 
 def facts(**changes: object) -> RoutingFacts:
-    base = RoutingFacts(
-        mailbox="fe-credito",
-        mailbox_kind="ordinaria",
-        mailbox_status="attiva",
-        mailbox_level="provinciale",
-        mailbox_office="FE",
-        sender="mario.rossi@posta.example",
-        sender_domain="posta.example",
-        sender_allowed=True,
-        automatic=None,
-        pec_kind="none",
-        pec_receipt_type=None,
-        gestione="artigiani",
-        gestione_candidates=(),
-        argomento="avviso_bonario",
-        argomento_cassetto=False,
-        unita="credito",
-        istanza=False,
-        telematizzata=None,
-        servizio_online=None,
-        sollecito=False,
-        has_valid_cf=False,
-        codici_fiscali_non_validi=(),
-        ticket_ref=None,
-        reply_to_ticket=None,
-        subject="Artigiani - avviso bonario",
-        body="Buongiorno",
-        attachment_count=0,
-        attachment_bytes=0,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return make_facts(**changes)
 
 
 def catch_all(rule_id: str = "generale") -> str:

@@ -10,7 +10,6 @@ shipped mailbox reaches: it is tested on a configuration with one more mailbox.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from daemon.rules import RoutingFacts, evaluate, load_ruleset
 from daemon.service import Service
 from storage.models import InboundMessage, Outbox, Ticket, TicketEvent
 from tests.pec.factory import ITALY_WINTER, PROVIDER, anomaly, default_pki, envelope, receipt
+from tests.rules.facts import make_facts
 from tests.support.stack import stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -697,37 +697,23 @@ def test_anomaly_envelope_on_the_pec_box_is_rejected(pec_desk: Desk) -> None:
 
 
 def pec_facts(**changes: object) -> RoutingFacts:
-    base = RoutingFacts(
-        mailbox="fe-pec",
-        mailbox_kind="pec",
-        mailbox_status="attiva",
-        mailbox_level="provinciale",
-        mailbox_office="FE",
-        sender="studio.rossi@pec.commercialisti.example",
-        sender_domain="pec.commercialisti.example",
-        sender_allowed=True,
-        automatic=None,
-        pec_kind="posta-certificata",
-        pec_receipt_type=None,
-        gestione="artigiani",
-        gestione_candidates=(),
-        argomento="rimborsi",
-        argomento_cassetto=True,
-        unita="credito",
-        istanza=True,
-        telematizzata=None,
-        servizio_online=None,
-        sollecito=False,
-        has_valid_cf=True,
-        codici_fiscali_non_validi=(),
-        ticket_ref=None,
-        reply_to_ticket=None,
-        subject="Artigiani - RSSMRA80A01D548U - richiesta di rimborso contributi",
-        body="Si chiede il rimborso dei contributi versati in eccedenza.",
-        attachment_count=1,
-        attachment_bytes=120_000,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    """A genuine PEC istanza on fe-pec."""
+    pec = {
+        "mailbox": "fe-pec",
+        "mailbox_kind": "pec",
+        "sender": "studio.rossi@pec.commercialisti.example",
+        "sender_domain": "pec.commercialisti.example",
+        "pec_kind": "posta-certificata",
+        "argomento": "rimborsi",
+        "argomento_cassetto": True,
+        "istanza": True,
+        "has_valid_cf": True,
+        "subject": "Artigiani - RSSMRA80A01D548U - richiesta di rimborso contributi",
+        "body": "Si chiede il rimborso dei contributi versati in eccedenza.",
+        "attachment_count": 1,
+        "attachment_bytes": 120_000,
+    }
+    return make_facts(**{**pec, **changes})
 
 
 def _load_config(extra_mailboxes: tuple[Mailbox, ...] = ()) -> Config:

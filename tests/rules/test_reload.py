@@ -7,7 +7,6 @@ os.utime so that a rewrite within the file system's time granularity is still no
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -26,6 +25,7 @@ from daemon.pipeline import InboundItem
 from daemon.rules import RoutingFacts, RuleStore, evaluate
 from daemon.service import Service
 from storage.models import InboundMessage, Ticket
+from tests.rules.facts import make_facts
 from tests.support.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,37 +77,15 @@ def fix_rules_with_a_new_rule(path: Path) -> None:
 
 
 def facts(**changes: object) -> RoutingFacts:
-    base = RoutingFacts(
-        mailbox="fe-credito",
-        mailbox_kind="ordinaria",
-        mailbox_status="attiva",
-        mailbox_level="provinciale",
-        mailbox_office="FE",
-        sender="mario.rossi@posta.example",
-        sender_domain="posta.example",
-        sender_allowed=True,
-        automatic=None,
-        pec_kind="none",
-        pec_receipt_type=None,
-        gestione="gestione_separata",
-        gestione_candidates=(),
-        argomento=None,
-        argomento_cassetto=False,
-        unita=None,
-        istanza=False,
-        telematizzata=None,
-        servizio_online=None,
-        sollecito=False,
-        has_valid_cf=False,
-        codici_fiscali_non_validi=(),
-        ticket_ref=None,
-        reply_to_ticket=None,
-        subject="Gestione separata - informazioni",
-        body="Buongiorno",
-        attachment_count=0,
-        attachment_bytes=0,
+    return make_facts(
+        **{
+            "gestione": "gestione_separata",
+            "argomento": None,
+            "unita": None,
+            "subject": "Gestione separata - informazioni",
+            **changes,
+        }
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
