@@ -101,19 +101,7 @@ class OutcomeActions:
             numbers=known.numbers if (known := getattr(self._local, "known", None)) is not None else None,
         )
         # no flush: the batch's single flush fills every key
-        inbound.outcome = "opened"
-        inbound.ticket = ticket
-        add_message(
-            session,
-            ticket.id,
-            direction="in",
-            at=received_at,
-            author=analysis.requester,
-            subject=msg.subject,
-            body=msg.text_body[:_BODY_LIMIT],
-            message_id=msg.message_id,
-            inbound=inbound,
-        )
+        self._file_incoming(session, ticket, inbound, analysis, received_at, "opened")
         if analysis.envelope is not None and analysis.envelope is not msg and analysis.envelope.message_id:
             # Replies may quote the PEC envelope's id rather than the inner message's.
             add_message(
@@ -144,6 +132,32 @@ class OutcomeActions:
             self._send(session, mailbox, inbound, analysis, template, ticket, now)
         return True
 
+    def _file_incoming(
+        self,
+        session: Session,
+        ticket: Ticket,
+        inbound: InboundMessage,
+        analysis: Analysis,
+        received_at: datetime,
+        outcome: str,
+    ) -> None:
+        """The message as an incoming message of the ticket, and the inbound row pointing at it."""
+        msg = analysis.effective or analysis.envelope
+        assert msg is not None
+        inbound.outcome = outcome
+        inbound.ticket = ticket
+        add_message(
+            session,
+            ticket.id,
+            direction="in",
+            at=received_at,
+            author=analysis.requester,
+            subject=msg.subject,
+            body=msg.text_body[:_BODY_LIMIT],
+            message_id=msg.message_id,
+            inbound=inbound,
+        )
+
     def _append(
         self,
         session: Session,
@@ -160,19 +174,7 @@ class OutcomeActions:
         ticket = session.get(Ticket, target.upper()) if target else None
         if ticket is None:  # the rule pointed to a ticket that is gone: open one rather than lose it
             return self._open(session, mailbox, inbound, analysis, received_at, now)
-        inbound.outcome = "appended"
-        inbound.ticket = ticket
-        add_message(
-            session,
-            ticket.id,
-            direction="in",
-            at=received_at,
-            author=analysis.requester,
-            subject=msg.subject,
-            body=msg.text_body[:_BODY_LIMIT],
-            message_id=msg.message_id,
-            inbound=inbound,
-        )
+        self._file_incoming(session, ticket, inbound, analysis, received_at, "appended")
         kind = "sollecito" if getattr(analysis.classification, "sollecito", False) else "messaggio"
         add_event(
             session,
