@@ -109,11 +109,6 @@ class MessageAnalyser:
                 message_id_domain=self.config.instance.message_id_domain,
                 own_addresses=self._own_addresses(mailbox),
             )
-        elif pec.kind == "non_verificata" and pec.looks_like == "ricevuta":
-            # It claims to be a provider's receipt (a delivery notification) but does not verify: never
-            # filed as proof, and it must neither open a ticket nor be answered (the reply would go to
-            # the provider's system address, and a forged delivery error must not alarm anyone).
-            automatic = "bounce"
 
         cls = classify(effective, self.vocab, resolve_message_id=lookups.ticket_for_message_id)
         reply_to_ticket = self._reply_to_ticket(effective, lookups)
