@@ -266,14 +266,13 @@ class OutcomeActions:
         now: datetime,
     ) -> bool:
         """Our PEC did not reach its recipient: the admin gets an alert, the ticket's referents an email."""
-        session.flush()  # rare path: the alert refers to the inbound row by id
         session.add(
             Alert(
                 at=now,
                 kind="pec_non_consegnata",
                 mailbox=mailbox.id,
                 ticket_id=ticket.id,
-                inbound_id=inbound.id,
+                inbound=inbound,
                 note=f"ricevuta PEC di {receipt} per la pratica {ticket.id}",
             )
         )
@@ -303,14 +302,13 @@ class OutcomeActions:
         self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis, now: datetime
     ) -> None:
         """Looks like PEC but does not verify: never genuine, and the admin must know (forgery or breakage)."""
-        session.flush()  # rare path: the alert refers to the inbound row by id
         pec = analysis.pec
         session.add(
             Alert(
                 at=now,
                 kind="pec_non_verificata",
                 mailbox=mailbox.id,
-                inbound_id=inbound.id,
+                inbound=inbound,
                 note=(
                     f"messaggio con aspetto di PEC ({getattr(pec, 'looks_like', None) or '?'}) non verificato: "
                     f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {inbound.archive_ref}"
@@ -362,13 +360,12 @@ class OutcomeActions:
         inbound.outcome = "quarantined"
         inbound.reason = inbound.reason or (analysis.failure.reason if analysis.failure else "quarantena")
         inbound.detail = analysis.failure.detail if analysis.failure else None
-        session.flush()  # rare path: the alert refers to the inbound row by id
         session.add(
             Alert(
                 at=now,
                 kind="quarantena",
                 mailbox=mailbox.id,
-                inbound_id=inbound.id,
+                inbound=inbound,
                 note=f"messaggio in quarantena ({inbound.reason}); copia esatta in {inbound.archive_ref}",
             )
         )

@@ -384,7 +384,6 @@ class Pipeline(OutcomeActions):
             detail=f"stesso messaggio già ricevuto su {earlier.mailbox}",
         )
         session.add(inbound)
-        session.flush()
         assert earlier.ticket_id is not None
         add_event(
             session,
@@ -421,13 +420,12 @@ class Pipeline(OutcomeActions):
             detail=type(exc).__name__,
         )
         session.add(inbound)
-        session.flush()
         session.add(
             Alert(
                 at=now,
                 kind="errore_interno",
                 mailbox=item.mailbox_id,
-                inbound_id=inbound.id,
+                inbound=inbound,
                 note=f"errore interno ({type(exc).__name__}); messaggio in quarantena, copia in {ref}",
             )
         )

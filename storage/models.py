@@ -222,3 +222,9 @@ class Alert(Base):
     inbound_id: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(Text, default="")
     acknowledged_at: Mapped[datetime | None]
+
+    # No database constraint (alerts outlive what they point at), but set through the object the key is
+    # filled at the batch's single flush, like the other rows of a message.
+    inbound: Mapped[InboundMessage | None] = relationship(
+        primaryjoin="Alert.inbound_id == InboundMessage.id", foreign_keys=[inbound_id]
+    )
