@@ -244,18 +244,7 @@ class SlaSweeper:
         }
         if not step.applies(facts):
             data.runs.append(
-                {
-                    "clock_id": clock.id,
-                    "ticket_id": ticket.id,
-                    "cycle": clock.cycle,
-                    "policy": policy.id,
-                    "step": step.id,
-                    "scheduled_at": planned.at,
-                    "executed_at": now,
-                    "result": "skipped",
-                    "outbox": None,
-                    "note": "condizioni non soddisfatte",
-                }
+                _run(clock, ticket, policy.id, step.id, planned.at, now, "skipped", None, "condizioni non soddisfatte")
             )
             return False
         outbox = None
@@ -326,18 +315,17 @@ class SlaSweeper:
             ticket.updated_at = now
             event["modifiche"] = changes
         data.runs.append(
-            {
-                "clock_id": clock.id,
-                "ticket_id": ticket.id,
-                "cycle": clock.cycle,
-                "policy": policy.id,
-                "step": step.id,
-                "scheduled_at": planned.at,
-                "executed_at": now,
-                "result": result,
-                "outbox": outbox.message_id if outbox is not None else None,
-                "note": note[:2000],
-            }
+            _run(
+                clock,
+                ticket,
+                policy.id,
+                step.id,
+                planned.at,
+                now,
+                result,
+                outbox.message_id if outbox is not None else None,
+                note,
+            )
         )
         data.events.append(
             {"ticket_id": ticket.id, "at": now, "actor": ACTOR, "kind": "sla_passo", "note": note[:2000], "data": event}
@@ -472,4 +460,30 @@ def email_context(
         "giorni_risposta": main_policy.giorni_risposta,
         "testo_originale": original_text,
         "oggi": now,
+    }
+
+
+def _run(
+    clock: SlaClock,
+    ticket: Ticket,
+    policy_id: str,
+    step_id: str,
+    scheduled_at: datetime,
+    now: datetime,
+    result: str,
+    outbox_message_id: str | None,
+    note: str,
+) -> dict[str, Any]:
+    """The row that records one step of one clock as done, skipped or without recipients."""
+    return {
+        "clock_id": clock.id,
+        "ticket_id": ticket.id,
+        "cycle": clock.cycle,
+        "policy": policy_id,
+        "step": step_id,
+        "scheduled_at": scheduled_at,
+        "executed_at": now,
+        "result": result,
+        "outbox": outbox_message_id,
+        "note": note[:2000],
     }
