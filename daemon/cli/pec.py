@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from daemon.cli.common import show_config_problems
-from daemon.config import ConfigError, load_config
+from daemon.cli.common import fail, get_config, out
 from daemon.pec import PecAnalysis, analyse_pec
 from daemon.pec.settings import PecSettingsError, load_pec_trust
 
 app = typer.Typer(help="Posta elettronica certificata: verifica dei messaggi.", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
 
 EXIT_GENUINE = 0
 EXIT_NOT_GENUINE = 1
@@ -53,15 +49,6 @@ _DATICERT_LABELS = (
 def is_genuine(analysis: PecAnalysis) -> bool:
     """Genuine PEC: a verified transport envelope or receipt. An anomaly envelope never is."""
     return analysis.verified and analysis.kind in ("posta-certificata", "ricevuta")
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    err.print(f"[bold red]errore:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _config_problems(exc: ConfigError) -> None:
-    show_config_problems(exc, EXIT_ERROR)
 
 
 def _kind_text(analysis: PecAnalysis) -> str:
@@ -142,20 +129,16 @@ def verify(
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        _fail(f"impossibile leggere {file}: {exc.strerror or exc}")
+        fail(f"impossibile leggere {file}: {exc.strerror or exc}")
         raise
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        _config_problems(exc)
-        raise
+    cfg = get_config(config)
     try:
         trust = load_pec_trust(cfg)
     except PecSettingsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise
     if trust is None:
-        _fail("verifica PEC non configurata: indicare pec.ca_bundle in config.yaml")
+        fail("verifica PEC non configurata: indicare pec.ca_bundle in config.yaml")
         raise typer.Exit(EXIT_ERROR)
 
     analysis = analyse_pec(raw, trust)
