@@ -7,15 +7,13 @@ arrives twice only as the same Message-ID (a kill between the sink's acceptance 
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon_process import db_count, kill_daemon, start_daemon
+from tests.support.daemon_process import db_count, kill_daemon, start_daemon, stop_daemon
 from tests.support.stack import citizen_mail, wait_until, write_config
 
 MAILBOX = "fe-credito"
@@ -73,11 +71,7 @@ def test_sigkill_at_several_points_loses_nothing_and_duplicates_nothing(stack, t
         )
         assert done, f"elaborazione incompleta dopo {kills} arresti:\n{log.read_text()[-3000:]}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            kill_daemon(proc)
+        if not stop_daemon(proc):
             pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
 
     assert db_count(db, inbound) == TOTAL

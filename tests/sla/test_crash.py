@@ -3,9 +3,7 @@ at the end every due step was sent once, none twice, none missed (at the SMTP si
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +14,7 @@ from daemon.config import Config
 from daemon.outbound.sink import SmtpSink
 from daemon.pipeline import InboundItem
 from daemon.service import Service
-from tests.support.daemon_process import db_count, kill_daemon, start_daemon
+from tests.support.daemon_process import db_count, kill_daemon, start_daemon, stop_daemon
 from tests.support.stack import citizen_mail, stack_config, wait_until, write_config
 
 TICKETS = 160
@@ -74,11 +72,7 @@ def test_sigkill_during_sweeps_sends_every_step_once(shipped_config: Config, tmp
             )
             assert done, f"passi o invii incompleti:\n{log.read_text()[-3000:]}"
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                kill_daemon(proc)
+            if not stop_daemon(proc):
                 pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
 
         # In the database: each step once, with its event and its outbox row.

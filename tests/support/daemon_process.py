@@ -30,6 +30,17 @@ def kill_daemon(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
+def stop_daemon(proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """SIGTERM and wait; False (after a SIGKILL) if it did not stop in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_daemon(proc)
+        return False
+    return True
+
+
 def db_count(db: Path, sql: str) -> int:
     """A count read-only; 0 while the schema does not exist yet or the file is briefly locked."""
     if not db.exists():
