@@ -4,7 +4,8 @@ UIDVALIDITY changes, polling without IDLE."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from daemon.config import Config, Mailbox
 from daemon.intake.imap import FetchedMessage, ImapWorker
@@ -17,6 +18,14 @@ def _mailbox(cfg: Config, port: int, **imap: object) -> Mailbox:
     box = cfg.mailbox(USER)
     assert box.imap is not None
     return box.model_copy(update={"imap": box.imap.model_copy(update={"port": port, "poll_seconds": 0.2, **imap})})
+
+
+def _worker(
+    cfg: Config, port: int, handler: Callable[[Sequence[FetchedMessage]], None], stop: threading.Event, **options: Any
+) -> ImapWorker:
+    imap = {k: options.pop(k) for k in ("folder", "idle") if k in options}
+    settings = {"max_message_bytes": 10**7, "reconnect_min": 0.1, "reconnect_max": 0.2, "password": "demo", **options}
+    return ImapWorker(_mailbox(cfg, port, **imap), handler, stop, **settings)
 
 
 def _run(worker: ImapWorker) -> threading.Thread:
@@ -35,15 +44,7 @@ def test_messages_move_only_after_the_handler_returns(shipped_config: Config, do
         calls.append(len(batch))
         raise RuntimeError("database non disponibile")
 
-    worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port),
-        failing,
-        stop,
-        max_message_bytes=10**7,
-        reconnect_min=0.1,
-        reconnect_max=0.2,
-        password="demo",
-    )
+    worker = _worker(shipped_config, dovecot.port, failing, stop)
     t = _run(worker)
     try:
         assert wait_until(lambda: len(calls) >= 2, 20), "il worker deve riprovare dopo l'errore"
@@ -55,15 +56,7 @@ def test_messages_move_only_after_the_handler_returns(shipped_config: Config, do
 
     got: list[FetchedMessage] = []
     stop = threading.Event()
-    worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port),
-        got.extend,
-        stop,
-        max_message_bytes=10**7,
-        reconnect_min=0.1,
-        reconnect_max=0.2,
-        password="demo",
-    )
+    worker = _worker(shipped_config, dovecot.port, got.extend, stop)
     t = _run(worker)
     try:
         assert wait_until(lambda: len(dovecot.list_uids(USER, "Elaborati")) == 3, 20)
@@ -79,15 +72,7 @@ def test_oversized_message_is_fetched_as_header_only(shipped_config: Config, dov
     dovecot.append(USER, big)
     got: list[FetchedMessage] = []
     stop = threading.Event()
-    worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port),
-        got.extend,
-        stop,
-        max_message_bytes=100_000,
-        reconnect_min=0.1,
-        reconnect_max=0.2,
-        password="demo",
-    )
+    worker = _worker(shipped_config, dovecot.port, got.extend, stop, max_message_bytes=100_000)
     t = _run(worker)
     try:
         assert wait_until(lambda: len(got) == 1, 20)
@@ -107,15 +92,7 @@ def test_uidvalidity_change_rescans_the_folder(shipped_config: Config, dovecot) 
         dovecot.append(USER, raw, folder=folder)
     got: list[FetchedMessage] = []
     stop = threading.Event()
-    worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port, folder=folder, idle=False),
-        got.extend,
-        stop,
-        max_message_bytes=10**7,
-        reconnect_min=0.1,
-        reconnect_max=0.2,
-        password="demo",
-    )
+    worker = _worker(shipped_config, dovecot.port, got.extend, stop, folder=folder, idle=False)
     t = _run(worker)
     try:
         assert wait_until(lambda: len(got) == 2, 20)
@@ -136,11 +113,11 @@ def test_uidvalidity_change_rescans_the_folder(shipped_config: Config, dovecot) 
 def test_unreadable_mailbox_raises_one_alert_per_outage(shipped_config: Config, dovecot) -> None:
     outages: list[tuple[str, str]] = []
     stop = threading.Event()
-    worker = ImapWorker(
-        _mailbox(shipped_config, dovecot.port),
+    worker = _worker(
+        shipped_config,
+        dovecot.port,
         lambda _batch: None,
         stop,
-        max_message_bytes=10**7,
         reconnect_min=0.05,
         reconnect_max=0.1,
         password="password sbagliata",
