@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -202,7 +202,3 @@ class Lexicon:
 def find_phrase(p: Phrase, text: Tokens) -> bool:
     """Whether the phrase occurs as consecutive whole words of `text`, tolerating one typo per long word."""
     return bool(Lexicon([p]).scan(text).get(p.words))
-
-
-def spans_overlap(a: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
-    return any(a[0] < e and s < a[1] for s, e in spans)

@@ -121,10 +121,6 @@ class Vocabularies:
     def is_cassetto(self, argomento: str | None) -> bool:
         return any(a.id == argomento and a.cassetto for a in self.argomenti)
 
-    def label(self, kind: str, entry_id: str | None) -> str | None:
-        pool = {"gestione": self.gestioni, "argomento": self.argomenti, "telematizzata": self.telematizzate}[kind]
-        return next((e.label for e in pool if e.id == entry_id), None)
-
 
 class _Reader:
     def __init__(self, doc: YamlDocument) -> None:

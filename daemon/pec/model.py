@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -71,7 +71,6 @@ class PecAnalysis:
     looks_like: str | None = None  # what the unsigned structure claims (for non_verificata)
     signature_valid: bool | None = None  # the signature over the body; None when not checked
     chain_checked_at: datetime | None = None  # the signer chain was checked as of this time (daticert)
-    report: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

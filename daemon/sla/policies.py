@@ -133,10 +133,6 @@ class Step(_Strict):
                 return False
         return True
 
-    @property
-    def ends_policy(self) -> bool:
-        return self.politica is not None or self.stato == "chiusa"
-
 
 class Policy(_Strict):
     descrizione: str = ""
