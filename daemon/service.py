@@ -34,6 +34,7 @@ class Service:
         from daemon.outbound.templates import TemplateRenderer
         from daemon.pec.settings import load_pec_trust
         from daemon.rules import RuleStore
+        from daemon.rules.loader import vocabulary_ids
 
         self.config = config
         self.clock = clock
@@ -47,7 +48,10 @@ class Service:
         self.renderer = TemplateRenderer(self.templates_dir)
         self.vocab = load_vocabularies(self.rules_dir)
         self.trust = load_pec_trust(config)
-        self.rules = RuleStore(self.rules_dir, config, known_templates=self.renderer.names())
+        # Rules are checked against the vocabulary the analyser uses, already loaded: not parsed again.
+        self.rules = RuleStore(
+            self.rules_dir, config, known_templates=self.renderer.names(), vocabulary=vocabulary_ids(self.vocab)
+        )
         self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules)
         self.outbox_wake = threading.Event()
         self.pipeline = Pipeline(
