@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,15 @@ class Lookups:
     ticket_for_message_id: Callable[[str], str | None]
     # Only the mail we sent: PEC receipts refer to it, and must never attach to anything else.
     ticket_for_sent_message_id: Callable[[str], str | None] = lambda _m: None
+
+    def memoized(self) -> Lookups:
+        """The same questions, each asked of the database once: classification and threading both
+        look up a reply's In-Reply-To and References, and the subject's ticket id."""
+        return Lookups(
+            ticket_exists=functools.lru_cache(maxsize=64)(self.ticket_exists),
+            ticket_for_message_id=functools.lru_cache(maxsize=64)(self.ticket_for_message_id),
+            ticket_for_sent_message_id=functools.lru_cache(maxsize=64)(self.ticket_for_sent_message_id),
+        )
 
     @staticmethod
     def empty() -> Lookups:

@@ -110,6 +110,7 @@ class MessageAnalyser:
                 own_addresses=self._own_addresses(mailbox),
             )
 
+        lookups = lookups.memoized()
         cls = classify(effective, self.vocab, resolve_message_id=lookups.ticket_for_message_id)
         reply_to_ticket = self._reply_to_ticket(effective, lookups)
         ticket_ref = cls.ticket_ref if cls.ticket_ref and lookups.ticket_exists(cls.ticket_ref) else None
