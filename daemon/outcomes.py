@@ -43,10 +43,10 @@ _BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive
 
 @dataclass
 class BatchIndex:
-    """What one batch already knows: recorded rows for its items, and the items seen so far."""
+    """What one batch already knows: the rows recorded for its items (in the database or, in deferred
+    mode, added in this batch), by IMAP identity and by content hash."""
 
     rows: dict[tuple[object, ...], InboundMessage] = field(default_factory=dict)
-    seen: set[tuple[object, ...]] = field(default_factory=set)
     # Deferred mode (one flush per batch): what the database cannot tell yet about this batch.
     deferred: bool = False
     requesters: dict[str, int] = field(default_factory=dict)
@@ -54,6 +54,15 @@ class BatchIndex:
     # Rows already in the database for the Message-IDs the batch's headers announce.
     recorded_ids: dict[str, list[InboundMessage]] = field(default_factory=dict)
     numbers: TicketNumbers = field(default_factory=TicketNumbers)
+
+    def remember(self, row: InboundMessage) -> None:
+        self.rows[(row.mailbox, "sha", row.raw_sha256)] = row
+        if row.uid is not None:
+            self.rows[(row.mailbox, "uid", row.uidvalidity, row.uid)] = row
+
+    def find(self, mailbox: str, uidvalidity: int | None, uid: int | None, digest: str) -> InboundMessage | None:
+        by_uid = self.rows.get((mailbox, "uid", uidvalidity, uid)) if uid is not None else None
+        return by_uid or self.rows.get((mailbox, "sha", digest))
 
 
 class OutcomeActions:

@@ -203,9 +203,7 @@ class Pipeline(OutcomeActions):
             if uids:
                 cond = or_(cond, InboundMessage.uid.in_(uids))
             for row in session.execute(select(InboundMessage).where(InboundMessage.mailbox == box, cond)).scalars():
-                found.rows[(box, "sha", row.raw_sha256)] = row
-                if row.uid is not None:
-                    found.rows[(box, "uid", row.uidvalidity, row.uid)] = row
+                found.remember(row)
         announced = {mid for item in items if (mid := _header_message_id(item.raw))}
         if announced:
             found.recorded_ids = {mid: [] for mid in announced}
@@ -221,21 +219,10 @@ class Pipeline(OutcomeActions):
         self, session: Session, item: InboundItem, digest: str, known: BatchIndex | None = None
     ) -> InboundMessage | None:
         if known is not None:
-            hit = known.rows.get((item.mailbox_id, "uid", item.uidvalidity, item.uid)) or known.rows.get(
-                (item.mailbox_id, "sha", digest)
-            )
-            if hit is not None:
+            hit = known.find(item.mailbox_id, item.uidvalidity, item.uid, digest)
+            if hit is not None or known.deferred:
+                # Deferred: the database knows nothing this batch has not preloaded or added itself.
                 return hit
-            # Only a repeat within this same batch can be in the database now: otherwise skip the query.
-            if (item.mailbox_id, digest) not in known.seen and (
-                item.mailbox_id,
-                item.uidvalidity,
-                item.uid,
-            ) not in known.seen:
-                known.seen.add((item.mailbox_id, digest))
-                if item.uid is not None:
-                    known.seen.add((item.mailbox_id, item.uidvalidity, item.uid))
-                return None
         if item.uid is not None and item.uidvalidity is not None:
             found = session.execute(
                 select(InboundMessage).where(
@@ -300,6 +287,8 @@ class Pipeline(OutcomeActions):
             with_ticket = [e for e in earlier if e.ticket_id]
             if with_ticket:
                 copy = self._record_copy(session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0])
+                if known is not None and known.deferred:
+                    known.remember(copy)
                 return copy, False, False
 
         inbound = InboundMessage(
@@ -323,6 +312,7 @@ class Pipeline(OutcomeActions):
         )
         session.add(inbound)
         if known is not None and known.deferred:
+            known.remember(inbound)
             known.requesters[inbound.sender] = known.requesters.get(inbound.sender, 0) + 1
             if inbound.message_id:
                 known.by_message_id.setdefault(inbound.message_id, []).append(inbound)
