@@ -162,6 +162,7 @@ class Pipeline(OutcomeActions):
         prepared = self._prepare(items) if not isolate else [None] * len(items)
         with self.session_factory() as session, session.begin():
             known = self._preload(session, items)
+            self._local.known = known  # read by the outcome actions of this thread
             known.deferred = not isolate
             if not isolate:
                 # No flush per message: the rows of the whole batch go to the database in one flush,
@@ -318,7 +319,6 @@ class Pipeline(OutcomeActions):
                 known.by_message_id.setdefault(inbound.message_id, []).append(inbound)
         else:
             session.flush()
-        self._local.known = known
 
         action = analysis.decision.action
         handler = {
