@@ -26,7 +26,7 @@ log = logging.getLogger("sportello.outbox")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent_pid: int, stop: threading.Event) -> None:
+def _die_with_parent(parent_pid: int, stop: multiprocessing.synchronize.Event) -> None:
     name = ctypes.util.find_library("c")
     if name:
         with contextlib.suppress(OSError, AttributeError):
@@ -56,27 +56,11 @@ def _child(
     handler.addFilter(MaskingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[invio]: %(message)s"))
     logging.basicConfig(level=log_level, handlers=[handler])
-    local_stop = threading.Event()
-    _die_with_parent(parent_pid, local_stop)
+    _die_with_parent(parent_pid, stop)
     engine = make_engine(config.database_url)
     sender = OutboxSender(make_session_factory(engine), config)
-
-    # Bridge the process-shared events to the threading events the sender loop waits on.
-    local_wake = threading.Event()
-
-    def bridge() -> None:
-        while not local_stop.is_set():
-            if stop.wait(0.05):
-                local_stop.set()
-                local_wake.set()
-                return
-            if wake.is_set():
-                wake.clear()
-                local_wake.set()
-
-    threading.Thread(target=bridge, name="bridge", daemon=True).start()
     try:
-        sender.run(local_stop, local_wake)
+        sender.run(stop, wake)  # process-shared events: set by the parent, waited on here
     finally:
         engine.dispose()
 
@@ -102,6 +86,7 @@ class SenderProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         self._stop.set()
+        self._wake.set()  # end the sender's wait for new rows at once
         self._process.join(timeout)
         if self._process.is_alive():
             log.warning("il processo di invio non si è fermato in %.0f s: terminato", timeout)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import insert, select, update
 
@@ -26,6 +26,15 @@ from storage.models import Alert, Outbox, OutboxAttempt
 __all__ = ["OutboxSender"]
 
 log = logging.getLogger("sportello.outbox")
+
+
+class Signal(Protocol):
+    """threading.Event or multiprocessing.Event: the sender runs in a thread or in its own process."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def clear(self) -> None: ...
+
 
 LEASE = timedelta(seconds=60)
 CLAIM_BATCH = 20  # small claims: a crash strands few rows, and only until their lease ends
@@ -70,7 +79,7 @@ class OutboxSender:
                 row.next_attempt_at = now
             return len(rows)
 
-    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+    def run(self, stop: Signal, wake: Signal) -> None:
         try:
             self.release_stale_leases()
         except Exception:
@@ -86,7 +95,7 @@ class OutboxSender:
             wake.wait(self.config.outbound.poll_seconds)
             wake.clear()
 
-    def send_due(self, stop: threading.Event | None = None) -> int:
+    def send_due(self, stop: Signal | None = None) -> int:
         """Send what is due now; return how many rows were attempted."""
         claimed = self._claim()
         if not claimed:
@@ -114,7 +123,7 @@ class OutboxSender:
                 row.next_attempt_at = now + LEASE
             return [(r.id, r.smtp_profile) for r in rows]
 
-    def _send_profile(self, profile: str, ids: list[int], stop: threading.Event | None) -> None:
+    def _send_profile(self, profile: str, ids: list[int], stop: Signal | None) -> None:
         conn = self._connect(profile)
         try:
             conn.open()
