@@ -70,6 +70,11 @@ class MessageAnalyser:
         self.vocab = vocab
         self.trust = trust
         self.rules = rules
+        # Our addresses, as loop evidence, per receiving mailbox; except those the mailbox expects mail
+        # from (the regional mailbox writing to the national one is an office handing on a case, not a
+        # loop). Our Message-IDs and the loop header still catch a real loop between them.
+        own = config.own_addresses
+        self._loop_addresses = {m.id: own - {a.lower() for a in m.allowed_senders} for m in config.mailboxes}
 
     def __call__(self, raw: bytes, mailbox: Mailbox, lookups: Lookups) -> Analysis:
         try:
@@ -148,11 +153,7 @@ class MessageAnalyser:
         )
 
     def _own_addresses(self, mailbox: Mailbox) -> frozenset[str]:
-        """Our addresses, as loop evidence; except those this mailbox expects mail from (the regional
-        mailbox writing to the national one is an office handing on a case, not a loop). Our
-        Message-IDs and the loop header still catch a real loop between them."""
-        allowed = {a.lower() for a in mailbox.allowed_senders}
-        return self.config.own_addresses - allowed if allowed else self.config.own_addresses
+        return self._loop_addresses.get(mailbox.id, self.config.own_addresses)
 
     @staticmethod
     def _sender(envelope: ParsedMessage, effective: ParsedMessage, pec: PecAnalysis | None) -> str:
