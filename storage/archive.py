@@ -7,12 +7,14 @@ orphan left by a crash is harmless because the same bytes map to the same name.
 from __future__ import annotations
 
 import ctypes
+import functools
 import ctypes.util
 import hashlib
 import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 PREFIX = "sha256:"
 
@@ -86,15 +88,21 @@ class RawArchive:
         return data
 
 
-def _syncfs(root: Path) -> bool:
+@functools.cache
+def _libc_syncfs() -> Any | None:
+    """libc's syncfs, looked up once (find_library runs ldconfig: milliseconds, not per batch)."""
     name = ctypes.util.find_library("c")
     if not name:
-        return False
-    libc = ctypes.CDLL(name, use_errno=True)
-    if not hasattr(libc, "syncfs"):
+        return None
+    return getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None)
+
+
+def _syncfs(root: Path) -> bool:
+    syncfs = _libc_syncfs()
+    if syncfs is None:
         return False
     fd = os.open(root, os.O_RDONLY)
     try:
-        return int(libc.syncfs(fd)) == 0
+        return int(syncfs(fd)) == 0
     finally:
         os.close(fd)
