@@ -7,8 +7,8 @@ orphan left by a crash is harmless because the same bytes map to the same name.
 from __future__ import annotations
 
 import ctypes
-import functools
 import ctypes.util
+import functools
 import hashlib
 import os
 import tempfile
