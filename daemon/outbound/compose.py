@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.policy
 import secrets
 from datetime import datetime
 from email.charset import QP, Charset
@@ -10,6 +9,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
 from daemon.autoreply import LOOP_HEADER
@@ -19,6 +19,27 @@ __all__ = ["compose_email", "new_message_id"]
 # Quoted-printable keeps the Italian text readable in the raw message and in the archive.
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
+
+
+class _WirePolicy(Compat32):
+    """compat32 on the wire (CRLF), with a shortcut: a short one-line ASCII header needs no folding,
+    and compat32 would build and encode a Header object just to return it unchanged."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:  # type: ignore[override]
+        limit = self.max_line_length or 78
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + len(value) + 2 <= limit
+            and "\r" not in value
+            and "\n" not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# CRLF line ends: this is what goes on the wire (smtplib sends bytes unchanged).
+_WIRE = _WirePolicy(linesep="\r\n")
 
 
 def new_message_id(domain: str, tag: str = "") -> str:
@@ -71,8 +92,7 @@ def compose_email(
     msg[LOOP_HEADER] = instance
     if ticket_id:
         msg["X-Sportello-Ticket"] = ticket_id
-    # CRLF line ends: this is what goes on the wire (smtplib sends bytes unchanged).
-    return msg.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+    return msg.as_bytes(policy=_WIRE)
 
 
 def _header(value: str) -> str | Header:
