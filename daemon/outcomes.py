@@ -26,7 +26,7 @@ from daemon.outbound.templates import TemplateRenderer
 from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
 from storage.models import Alert, InboundMessage, Ticket
 
-__all__ = ["ACK_TEMPLATE", "BatchIndex", "OutcomeActions", "json_safe", "opened_hooks"]
+__all__ = ["ACK_TEMPLATE", "ACK_WINDOW", "BatchIndex", "OutcomeActions", "json_safe", "opened_hooks"]
 
 log = logging.getLogger("sportello.pipeline")
 
@@ -38,6 +38,7 @@ PEC_FAILURE_TEMPLATE = "avviso_pec_non_consegnata"
 PEC_FAILURE_RECEIPTS = frozenset(
     {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
 )
+ACK_WINDOW = timedelta(days=1)  # automatic replies per requester are counted over this window
 _BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
 
 
@@ -54,6 +55,8 @@ class BatchIndex:
     # Rows already in the database for the Message-IDs the batch's headers announce.
     recorded_ids: dict[str, list[InboundMessage]] = field(default_factory=dict)
     numbers: TicketNumbers = field(default_factory=TicketNumbers)
+    # Deferred mode: messages recorded in the last day per requester of the batch, before the batch.
+    recent_by_sender: dict[str, int] | None = None
 
     def remember(self, row: InboundMessage) -> None:
         self.rows[(row.mailbox, "sha", row.raw_sha256)] = row
@@ -383,16 +386,18 @@ class OutcomeActions:
     def _ack_budget_exhausted(self, session: Session, requester: str, now: datetime) -> bool:
         if not requester:
             return True
-        count = session.execute(
-            select(func.count())
-            .select_from(InboundMessage)
-            .where(
-                InboundMessage.sender == requester,
-                InboundMessage.processed_at >= now - timedelta(days=1),
-            )
-        ).scalar_one()
         known: BatchIndex | None = getattr(self._local, "known", None)
-        if known is not None and known.deferred:
+        deferred = known is not None and known.deferred
+        recent = known.recent_by_sender if known is not None and deferred else None
+        if recent is not None and requester in recent:
+            count = recent[requester]
+        else:
+            count = session.execute(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.sender == requester, InboundMessage.processed_at >= now - ACK_WINDOW)
+            ).scalar_one()
+        if deferred and known is not None:
             count += known.requesters.get(requester, 0)  # this batch's rows are not flushed yet
         # the current message is already counted
         return int(count) > self.config.outbound.max_acks_per_sender_per_day
@@ -479,7 +484,12 @@ class OutcomeActions:
             )
 
 
+_JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
+    if type(value) in _JSON_PLAIN:  # most values: checked first, it runs for every leaf
+        return value
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

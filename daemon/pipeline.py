@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
 from daemon.outbound.templates import TemplateRenderer
-from daemon.outcomes import BatchIndex, OutcomeActions, json_safe, opened_hooks
-from daemon.tickets import add_event
+from daemon.outcomes import ACK_WINDOW, BatchIndex, OutcomeActions, json_safe, opened_hooks
+from daemon.tickets import DEFERRED_ROWS, DeferredRows, add_event
 from storage.archive import RawArchive
 from storage.db import SessionFactory
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketMessage
@@ -162,9 +162,13 @@ class Pipeline(OutcomeActions):
         prepared = self._prepare(items) if not isolate else [None] * len(items)
         with self.session_factory() as session, session.begin():
             known = self._preload(session, items)
+            if not isolate:
+                known.recent_by_sender = self._recent_by_sender(session, prepared)
             self._local.known = known  # read by the outcome actions of this thread
             known.deferred = not isolate
+            deferred_rows = DeferredRows()
             if not isolate:
+                session.info[DEFERRED_ROWS] = deferred_rows
                 # No flush per message: the rows of the whole batch go to the database in one flush,
                 # as multi-row inserts. Queries in the loop do not see this batch; BatchIndex does.
                 with session.no_autoflush:
@@ -185,6 +189,7 @@ class Pipeline(OutcomeActions):
                     enqueued = enqueued or mailed
             known.numbers.close(session)
             session.flush()
+            deferred_rows.write(session)
             self.archive.sync_pending()  # the raw bytes are durable before the rows that name them
             outcomes = [_as_outcome(row, duplicate=duplicate) for row, duplicate in results]
         if enqueued and self.on_outbox:
@@ -212,6 +217,26 @@ class Pipeline(OutcomeActions):
                 select(InboundMessage).where(InboundMessage.message_id.in_(announced))
             ).scalars():
                 found.recorded_ids[row.message_id or ""].append(row)
+        return found
+
+    def _recent_by_sender(self, session: Session, prepared: Sequence[_Prepared | None]) -> dict[str, int]:
+        """Messages recorded in the last day from each requester of the batch, in one query.
+
+        Counted from the batch's earliest clock reading: at the window's edge a row may count for a
+        few seconds longer, which errs towards fewer automatic replies, never more."""
+        ready = [p for p in prepared if p is not None]
+        senders = {p.analysis.requester for p in ready if p.analysis.requester}
+        if not senders:
+            return {}
+        since = min(p.now for p in ready) - ACK_WINDOW
+        found: dict[str, int] = dict.fromkeys(senders, 0)
+        rows = session.execute(
+            select(InboundMessage.sender, func.count())
+            .where(InboundMessage.sender.in_(senders), InboundMessage.processed_at >= since)
+            .group_by(InboundMessage.sender)
+        )
+        for sender, count in rows:
+            found[sender] = int(count)
         return found
 
     # -- one message --------------------------------------------------------------------------
