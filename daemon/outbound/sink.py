@@ -33,6 +33,7 @@ __all__ = ["SinkMode", "SmtpSink", "SunkMessage", "main"]
 
 SinkMode = Literal["accept", "tempfail", "permfail", "down"]
 _MODES: frozenset[str] = frozenset(get_args(SinkMode))
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 ACCEPT_REPLY = "250 2.0.0 messaggio accettato"
 TEMPFAIL_REPLY = "451 4.3.0 sink in errore temporaneo"
@@ -59,7 +60,9 @@ class SunkMessage:
 def _message_id(raw: bytes) -> str | None:
     """The Message-ID header of `raw`, without angle brackets and whitespace; None if absent/empty."""
     try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        # The header block only: the parser would otherwise read every line of the body too.
+        end = _HEADER_END.search(raw)
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[: end.start()] if end else raw)
         value = headers.get("Message-ID")
     except Exception:  # a malformed header block must not make the sink refuse mail
         return None

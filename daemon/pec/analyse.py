@@ -9,7 +9,7 @@ from typing import Any
 
 from daemon.pec.daticert import DaticertError, parse_daticert
 from daemon.pec.model import RECEIPT_TYPES, PecAnalysis
-from daemon.pec.structure import Claim, find_parts, parse_headers, read_claim
+from daemon.pec.structure import Claim, find_parts, header_block, parse_headers, read_claim
 from daemon.pec.verify import VerifyError, check_chain, open_signed, scratch
 
 __all__ = ["PecTrust", "analyse_pec"]
@@ -39,7 +39,7 @@ def analyse_pec(raw: bytes, trust: PecTrust) -> PecAnalysis:
     """Never raises: whatever the message, the outcome is a PecAnalysis."""
     try:
         # Headers only: most mail is not PEC, and deciding that must stay cheap.
-        claim = read_claim(parse_headers(raw))
+        claim = read_claim(parse_headers(header_block(raw)))
     except Exception:  # headers the parser cannot read: not PEC, whatever else it is
         return PecAnalysis(kind="none")
     if claim.kind == "none":

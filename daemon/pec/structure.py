@@ -22,7 +22,7 @@ from email.message import Message
 
 from daemon.pec.model import RECEIPT_TYPES
 
-__all__ = ["Claim", "find_parts", "parse_headers", "read_claim"]
+__all__ = ["Claim", "find_parts", "header_block", "parse_headers", "read_claim"]
 
 MAX_DEPTH = 8
 MAX_PARTS = 200
@@ -68,6 +68,13 @@ def read_claim(msg: Message) -> Claim:
     if trasporto == "errore" or subject.startswith("ANOMALIA MESSAGGIO:"):
         return Claim("anomalia", None, signed, riferimento)
     return Claim("none", None, signed, riferimento)
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header lines of `raw` without the body (the header parser would still read every line of
+    a large body only to keep it as an unparsed payload)."""
+    blank = _BLANK_LINE.search(raw)
+    return raw if blank is None else raw[: blank.start()] + b"\r\n\r\n"
 
 
 def parse_headers(raw: bytes) -> Message:
