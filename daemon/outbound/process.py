@@ -31,6 +31,10 @@ def _die_with_parent(parent_pid: int, stop: multiprocessing.synchronize.Event) -
     if name:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        # The parent died while we were starting, before the death signal was armed: without this
+        # check we would send for up to a second (the watch below) next to its successor.
+        os._exit(0)
 
     def watch() -> None:
         while not stop.wait(1.0):
@@ -52,11 +56,11 @@ def _child(
     from storage.db import make_engine, make_session_factory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _die_with_parent(parent_pid, stop)
     handler = logging.StreamHandler()
     handler.addFilter(MaskingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[invio]: %(message)s"))
     logging.basicConfig(level=log_level, handlers=[handler])
-    _die_with_parent(parent_pid, stop)
     engine = make_engine(config.database_url)
     sender = OutboxSender(make_session_factory(engine), config)
     try:

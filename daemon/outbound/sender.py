@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 
 from daemon.config import Config
 from daemon.logmask import mask
@@ -39,6 +39,45 @@ class Signal(Protocol):
 LEASE = timedelta(seconds=60)
 CLAIM_BATCH = 20  # small claims: a crash strands few rows, and only until their lease ends
 
+# The hot statements are built once and run as plain Core with parameter dicts: building them per
+# row (expression construction, cache key) cost more CPU than the database work itself.
+_OUTBOX = cast(Table, Outbox.__table__)
+_O = _OUTBOX.c
+_AT = _O.next_attempt_at.type
+_DUE = (
+    select(_O.id, _O.smtp_profile, _O.sender, _O.to, _O.cc, _O.raw)
+    .where(_O.status == "pending", _O.next_attempt_at <= bindparam("now", type_=_AT))
+    .order_by(_O.next_attempt_at, _O.id)
+    .limit(bindparam("limit"))
+)
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)  # PostgreSQL: rows another instance holds
+_LEASE = (
+    update(_OUTBOX)
+    .where(_O.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until", type_=_AT))
+)
+_RELEASE = (
+    update(_OUTBOX)
+    .where(_O.id.in_(bindparam("ids", expanding=True)), _O.status == "pending")
+    .values(next_attempt_at=bindparam("at", type_=_AT))
+)
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_O.id == bindparam("row_id"))
+    .values(status="sent", sent_at=bindparam("at", type_=_AT), last_error=None, attempts=_O.attempts + 1)
+)
+_ADD_ATTEMPT = insert(cast(Table, OutboxAttempt.__table__))
+
+
+class _Due(NamedTuple):
+    """A claimed row and what sending it needs."""
+
+    id: int
+    profile: str
+    sender: str
+    recipients: list[str]
+    raw: bytes
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -52,11 +91,22 @@ class OutboxSender:
         *,
         clock: Callable[[], datetime] = _utcnow,
         connect: Callable[[str], SmtpConnection] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.config = config
         self.clock = clock
         self._connect = connect or (lambda profile_id: SmtpConnection(config.smtp_profile(profile_id)))
+        self._engine = engine  # by default the engine the session factory is bound to
+        self._claim_limit = min(CLAIM_BATCH, config.outbound.batch_size)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self.session_factory() as session:
+                bind = session.get_bind()
+            self._engine = bind if isinstance(bind, Engine) else bind.engine
+        return self._engine
 
     def backoff(self, attempts: int) -> timedelta:
         o = self.config.outbound
@@ -96,96 +146,110 @@ class OutboxSender:
             wake.clear()
 
     def send_due(self, stop: Signal | None = None) -> int:
-        """Send what is due now; return how many rows were attempted."""
-        claimed = self._claim()
-        if not claimed:
-            return 0
-        by_profile: dict[str, list[int]] = {}
-        for row_id, profile in claimed:
-            by_profile.setdefault(profile, []).append(row_id)
-        for profile, ids in by_profile.items():
-            self._send_profile(profile, ids, stop)
-        return len(claimed)
+        """Send what is due now, claim after claim; return how many rows were attempted.
 
-    def _claim(self) -> list[tuple[int, str]]:
-        now = self.clock()
-        with self.session_factory() as session, session.begin():
-            q = (
-                select(Outbox)
-                .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
-                .order_by(Outbox.next_attempt_at, Outbox.id)
-                .limit(min(CLAIM_BATCH, self.config.outbound.batch_size))
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            rows = list(session.execute(q).scalars())
-            for row in rows:
-                row.next_attempt_at = now + LEASE
-            return [(r.id, r.smtp_profile) for r in rows]
-
-    def _send_profile(self, profile: str, ids: list[int], stop: Signal | None) -> None:
-        conn = self._connect(profile)
+        The SMTP session of each profile serves every claim of the round: it is closed when nothing
+        more is due, after an error, or on stop.
+        """
+        attempted = 0
+        smtp: dict[str, SmtpConnection] = {}
         try:
-            conn.open()
-        except (OSError, smtplib.SMTPException) as exc:
-            detail = f"connessione SMTP non riuscita ({type(exc).__name__}: {exc})"
-            code = getattr(exc, "smtp_code", None)
-            for row_id in ids:
-                self._record(row_id, SendResult("temporary", code, detail))
-            return
-        try:
-            with self.session_factory() as session:
-                rows = {
-                    r.id: (r.sender, list(r.to) + list(r.cc), r.raw)
-                    for r in session.execute(
-                        select(Outbox.id, Outbox.sender, Outbox.to, Outbox.cc, Outbox.raw).where(
-                            Outbox.id.in_(ids), Outbox.status == "pending"
-                        )
-                    )
-                }
-            for position, row_id in enumerate(ids):
-                if row_id not in rows:
-                    continue
-                if stop is not None and stop.is_set():
-                    self._release(row_id)
-                    continue
-                sender, recipients, raw = rows[row_id]
-                try:
-                    result = conn.send(sender, recipients, raw)
-                except (OSError, smtplib.SMTPException) as exc:
-                    self._record(row_id, SendResult("temporary", None, f"{type(exc).__name__}: {exc}"))
-                    conn.close()  # the session is gone; the other rows wait for the next round
-                    for rest in ids[position + 1 :]:
-                        self._release(rest)
-                    return
-                if result.result == "sent":
-                    self._record_sent(row_id, result)
-                else:
-                    self._record(row_id, result)
+            with self.engine.connect() as db:
+                while stop is None or not stop.is_set():
+                    claimed = self._claim(db)
+                    if not claimed:
+                        break
+                    attempted += len(claimed)
+                    by_profile: dict[str, list[_Due]] = {}
+                    for row in claimed:
+                        by_profile.setdefault(row.profile, []).append(row)
+                    for profile, rows in by_profile.items():
+                        self._send_profile(db, smtp, profile, rows, stop)
         finally:
-            conn.close()
+            for conn in smtp.values():
+                conn.close()
+        return attempted
 
-    def _record_sent(self, row_id: int, result: SendResult) -> None:
+    def _claim(self, db: Connection) -> list[_Due]:
+        """Lease the next due rows (with what sending them needs) in one short transaction."""
+        now = self.clock()
+        with db.begin():
+            due = _DUE_SKIP_LOCKED if db.dialect.name == "postgresql" else _DUE
+            rows = [
+                _Due(row_id, profile, sender, [*to, *cc], raw)
+                for row_id, profile, sender, to, cc, raw in db.execute(due, {"now": now, "limit": self._claim_limit})
+            ]
+            if rows:
+                db.execute(_LEASE, {"ids": [row.id for row in rows], "until": now + LEASE})
+        return rows
+
+    def _send_profile(
+        self,
+        db: Connection,
+        smtp: dict[str, SmtpConnection],
+        profile: str,
+        rows: list[_Due],
+        stop: Signal | None,
+    ) -> None:
+        if stop is not None and stop.is_set():
+            self._release(db, rows)
+            return
+        conn = smtp.get(profile)
+        if conn is None:
+            conn = self._connect(profile)
+            try:
+                conn.open()
+            except (OSError, smtplib.SMTPException) as exc:
+                detail = f"connessione SMTP non riuscita ({type(exc).__name__}: {exc})"
+                code = getattr(exc, "smtp_code", None)
+                for row in rows:
+                    self._record(row.id, SendResult("temporary", code, detail))
+                return
+            smtp[profile] = conn
+        for position, row in enumerate(rows):
+            if stop is not None and stop.is_set():
+                self._release(db, rows[position:])
+                return
+            try:
+                result = conn.send(row.sender, row.recipients, row.raw)
+            except (OSError, smtplib.SMTPException) as exc:
+                self._record(row.id, SendResult("temporary", None, f"{type(exc).__name__}: {exc}"))
+                del smtp[profile]
+                conn.close()  # the session is gone; the other rows wait for the next claim
+                self._release(db, rows[position + 1 :])
+                return
+            if result.result == "sent":
+                self._record_sent(db, row.id, result)
+                continue
+            self._record(row.id, result)
+            if result.code == 421:  # the server is closing the session (RFC 5321, 3.8)
+                del smtp[profile]
+                conn.close()
+                self._release(db, rows[position + 1 :])
+                return
+
+    def _record_sent(self, db: Connection, row_id: int, result: SendResult) -> None:
         """Committed at once, row by row: a crash can repeat at most the message being sent."""
         now = self.clock()
-        with self.session_factory() as session, session.begin():
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == row_id)
-                .values(status="sent", sent_at=now, last_error=None, attempts=Outbox.attempts + 1)
-            )
-            session.execute(
-                insert(OutboxAttempt).values(
-                    outbox_id=row_id, at=now, result="sent", smtp_code=result.code, detail=result.detail[:2000]
-                )
+        with db.begin():
+            db.execute(_MARK_SENT, {"row_id": row_id, "at": now})
+            db.execute(
+                _ADD_ATTEMPT,
+                {
+                    "outbox_id": row_id,
+                    "at": now,
+                    "result": "sent",
+                    "smtp_code": result.code,
+                    "detail": result.detail[:2000],
+                },
             )
         log.info("inviata email n. %s", row_id)
 
-    def _release(self, row_id: int) -> None:
-        with self.session_factory() as session, session.begin():
-            row = session.get(Outbox, row_id)
-            if row is not None and row.status == "pending":
-                row.next_attempt_at = self.clock()
+    def _release(self, db: Connection, rows: Sequence[_Due]) -> None:
+        """Rows claimed but not tried: due again now instead of at the end of their lease."""
+        if rows:
+            with db.begin():
+                db.execute(_RELEASE, {"ids": [row.id for row in rows], "at": self.clock()})
 
     def _record(self, row_id: int, result: SendResult) -> None:
         now = self.clock()

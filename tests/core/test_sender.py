@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Config
-from daemon.outbound.sender import OutboxSender
+from daemon.outbound.sender import CLAIM_BATCH, OutboxSender
 from daemon.outbound.sink import SmtpSink
+from daemon.outbound.smtp import SendResult, SmtpConnection
 from daemon.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, Outbox, OutboxAttempt, TicketEvent
@@ -111,3 +113,100 @@ def test_gives_up_after_max_attempts(setup, sink: SmtpSink) -> None:
     assert row.status == "failed" and row.attempts == cfg.outbound.max_attempts
     assert sender.send_due() == 0
     assert sink.messages == []
+
+
+class _Sessions:
+    """The sender's SMTP connections, counted; `closing_at`: sends the server answers 421 and hangs up."""
+
+    def __init__(self, cfg: Config, closing_at: frozenset[int] = frozenset()) -> None:
+        self.cfg = cfg
+        self.closing_at = closing_at
+        self.opened = self.closed = self.sends = 0
+
+    def __call__(self, profile_id: str) -> SmtpConnection:
+        sessions = self
+
+        class Counted(SmtpConnection):
+            def open(self) -> None:
+                super().open()
+                sessions.opened += 1
+
+            def send(self, sender: str, recipients: list[str], raw: bytes) -> SendResult:
+                sessions.sends += 1
+                if sessions.sends in sessions.closing_at:
+                    assert self._smtp is not None
+                    self._smtp.close()
+                    return SendResult("temporary", 421, "4.3.2 chiusura del canale")
+                return super().send(sender, recipients, raw)
+
+            def close(self) -> None:
+                if self._smtp is not None:
+                    sessions.closed += 1
+                super().close()
+
+        return Counted(self.cfg.smtp_profile(profile_id))
+
+
+def _more_mail(service: Service, cfg: Config, count: int) -> None:
+    address = cfg.mailbox("fe-credito").address
+    service.ingest([InboundItem(raw=citizen_mail(address, n), mailbox_id="fe-credito") for n in range(2, 2 + count)])
+
+
+def test_one_smtp_session_serves_every_claim_while_there_is_work(setup, sink: SmtpSink) -> None:
+    service, _sender, clock, cfg = setup
+    _more_mail(service, cfg, 2 * CLAIM_BATCH + 4)
+    sessions = _Sessions(cfg)
+    sender = OutboxSender(service.session_factory, cfg, clock=clock, connect=sessions)
+    total = 2 * CLAIM_BATCH + 5
+    assert sender.send_due() == total  # three claims, then nothing more is due
+    assert (sessions.opened, sessions.closed) == (1, 1)  # closed once idle
+    with service.session_factory() as s:
+        assert set(s.execute(select(Outbox.status)).scalars()) == {"sent"}
+    assert _attempts(service) == [("sent", 250)] * total
+    assert len(sink.messages) == total
+    assert sender.send_due() == 0
+    assert sessions.opened == 1
+
+
+def test_421_ends_the_session_and_the_rest_of_the_claim_goes_on_a_new_one(setup, sink: SmtpSink) -> None:
+    service, _sender, clock, cfg = setup
+    _more_mail(service, cfg, 4)
+    sessions = _Sessions(cfg, closing_at=frozenset({2}))
+    sender = OutboxSender(service.session_factory, cfg, clock=clock, connect=sessions)
+    sender.send_due()
+    assert (sessions.opened, sessions.closed) == (2, 2)
+    with service.session_factory() as s:
+        rows = list(s.execute(select(Outbox).order_by(Outbox.id)).scalars())
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 1), ("pending", 1)] + [("sent", 1)] * 3
+    assert rows[1].next_attempt_at == clock.now + timedelta(seconds=60)
+    assert sorted(_attempts(service)) == sorted([("sent", 250)] * 4 + [("temporary", 421)])
+    assert len(sink.messages) == 4
+
+
+def test_stop_mid_claim_releases_the_rest_due_at_once(setup, sink: SmtpSink) -> None:
+    service, _sender, clock, cfg = setup
+    _more_mail(service, cfg, 4)
+    stop = threading.Event()
+    sessions = _Sessions(cfg)
+    real = sessions.__call__
+
+    def connect(profile_id: str) -> SmtpConnection:
+        conn = real(profile_id)
+        send = conn.send
+
+        def send_then_stop(sender: str, recipients: list[str], raw: bytes) -> SendResult:
+            stop.set()  # asked to stop while the first message is out
+            return send(sender, recipients, raw)
+
+        conn.send = send_then_stop  # type: ignore[method-assign]
+        return conn
+
+    sender = OutboxSender(service.session_factory, cfg, clock=clock, connect=connect)
+    sender.send_due(stop)
+    assert (sessions.opened, sessions.closed) == (1, 1)
+    with service.session_factory() as s:
+        rows = list(s.execute(select(Outbox).order_by(Outbox.id)).scalars())
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 1)] + [("pending", 0)] * 4
+    assert all(r.next_attempt_at == clock.now for r in rows[1:])  # not held until the lease ends
+    assert _attempts(service) == [("sent", 250)]
+    assert len(sink.messages) == 1
