@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from daemon.classify.codes import find_codes, find_matricola
-from daemon.classify.text import Phrase, Tokens, tokens
+from daemon.classify.text import Found, Phrase, Tokens, tokens
 from daemon.classify.vocabulary import Entry, Grammar, Vocabularies
 from daemon.message import ParsedMessage
 
@@ -53,6 +53,8 @@ def _own_text(body: str) -> str:
 def find_ticket_ids(text: str) -> list[str]:
     """Ticket ids (FE-2026-000123) in the order they appear, upper-cased, without repeats."""
     out: list[str] = []
+    if "-20" not in (text or ""):  # much cheaper than the pattern, which needs it in any case
+        return out
     for m in _TICKET_ID.finditer(text or ""):
         tid = m.group(1).upper()
         if tid not in out:
@@ -106,8 +108,7 @@ class Classification:
         }
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):  # a named tuple: several are built per message, and a frozen dataclass is slower to build
     entry: Entry
     start: int  # word positions in the part
     end: int
@@ -119,19 +120,30 @@ class _Hit:
 class _Part:
     """One text (subject or body) with every vocabulary phrase and abbreviation found in it."""
 
-    def __init__(self, name: str, text: str, vocab: Vocabularies) -> None:
+    def __init__(self, name: str, text: str, vocab: Vocabularies, within: _Part | None = None) -> None:
+        """`within`: an already scanned part whose text starts with `text`, so its phrases can be reused."""
         self.name = name
         self.toks: Tokens = tokens(text)
+        if within is None:
+            self.found: Found = vocab.lexicon.scan(self.toks)
+        else:
+            self.found = vocab.lexicon.scan_prefix(self.toks, within.toks, within.found)
         self.roles: dict[tuple[int, str], list[tuple[Phrase, tuple[int, int]]]] = {}
         self.present: dict[int, set[int]] = {_STRONG: set(), _WEAK: set()}  # ids of entries with words here
-        for words, spans in (vocab.lexicon.scan(self.toks) if self.toks.words else {}).items():
+        roles, strong, weak = self.roles, self.present[_STRONG], self.present[_WEAK]
+        for words, spans in self.found.items():
             for key, role, p in vocab.owners.get(words, ()):
-                self.roles.setdefault((key, role), []).extend((p, span) for span in spans)
+                pairs = [(p, span) for span in spans]
+                if (known := roles.get((key, role))) is None:
+                    roles[key, role] = pairs
+                else:
+                    known += pairs
                 if role == "phrase":
-                    self.present[_STRONG].add(key)
+                    strong.add(key)
                 elif role == "hint":
-                    self.present[_WEAK].add(key)
+                    weak.add(key)
         self.abbreviations: dict[int, list[_Hit]] = {}
+        self._pattern_matches: dict[re.Pattern[str], list[tuple[int, int, str]]] = {}
         if vocab.abbreviations is not None and self.toks.words:
             for m in vocab.abbreviations.finditer(self.toks.folded):
                 start, end = self._span(m)
@@ -142,6 +154,16 @@ class _Part:
     def _span(self, m: re.Match[str]) -> tuple[int, int]:
         start = self.toks.position(m.start())
         return start, max(start + 1, self.toks.position(m.end()))
+
+    def matches(self, rx: re.Pattern[str]) -> list[tuple[int, int, str]]:
+        """(start, end, text) where an expression matches: run once per part, since entries share them."""
+        found = self._pattern_matches.get(rx)
+        if found is None:
+            found = self._pattern_matches[rx] = [(*self._span(m), m.group(0)) for m in rx.finditer(self.toks.folded)]
+        return found
+
+    def expressions_match(self, entry: Entry) -> bool:
+        return any(map(self.matches, entry.patterns))
 
     def spans(self, entry: Entry, role: str) -> list[tuple[Phrase, tuple[int, int]]]:
         return self.roles.get((id(entry), role), [])
@@ -158,7 +180,7 @@ class _Part:
         if tier == _STRONG:
             out += self.abbreviations.get(id(entry), ())
             for rx in entry.patterns:
-                out += (_Hit(entry, *self._span(m), m.group(0), 3) for m in rx.finditer(self.toks.folded))
+                out += (_Hit(entry, s, e, text, 3) for s, e, text in self.matches(rx))
         if out and entry.exceptions:
             excluded = [span for _, span in self.spans(entry, "exception")]
             out = [h for h in out if not any(s <= h.start and h.end <= e for s, e in excluded)]
@@ -168,6 +190,8 @@ class _Part:
 def _resolve(hits: Sequence[_Hit], part: _Part, by_weight: bool) -> tuple[list[Entry], _Hit]:
     """The entry the text names first (more than one when written side by side), and its evidence;
     `by_weight`: the entry with the most specific evidence, the first named among equals."""
+    if len(hits) == 1:  # the usual case, and what the general one gives
+        return [hits[0].entry], hits[0]
     kept = [
         h
         for h in hits
@@ -212,10 +236,13 @@ def _choose(
     for tier in (_STRONG, _WEAK):
         for part in parts:
             present = part.present[tier]
+            if tier == _WEAK and not present:
+                continue  # no entry has a weak word here (expressions count only as strong)
             hits = [
                 h
                 for e in entries
-                if (id(e) in present or (e.patterns and tier == _STRONG)) and allowed(e)
+                # An entry without words here has hits only if one of its expressions matches.
+                if (id(e) in present or (tier == _STRONG and e.patterns and part.expressions_match(e))) and allowed(e)
                 for h in part.hits(e, tier)
             ]
             if hits:
@@ -293,7 +320,9 @@ def classify(
         evidence.append(Evidence("argomento", argomento.id, hit.term, where))
 
     sollecito = False
-    head = parts[1] if len(body) <= _SOLLECITO_BODY_CHARS else _Part("testo", body[:_SOLLECITO_BODY_CHARS], vocab)
+    head = parts[1]
+    if len(body) > _SOLLECITO_BODY_CHARS:
+        head = _Part("testo", body[:_SOLLECITO_BODY_CHARS], vocab, within=parts[1])
     # In a reply the subject is the conversation's: what this message says is in its own text.
     reply = _REPLY.match(subject) is not None and bool(_own_text(body).strip())
     for part in (head,) if reply else (parts[0], head):

@@ -21,22 +21,27 @@ from codicefiscale import codicefiscale
 
 __all__ = ["CodeScan", "find_codes", "find_matricola", "valid_codice_fiscale", "valid_partita_iva"]
 
-_OMO = "[0-9LMNPQRSTUV]"
+# Upper and lower case spelled out rather than re.IGNORECASE: the same matches, about twice as fast.
+_LETTER = "[A-Za-z]"
+_ALNUM = "[0-9A-Za-z]"
+_OMO = "[0-9LMNPQRSTUVlmnpqrstuv]"
+_MONTH = "[ABCDEHLMPRSTabcdehlmprst]"
 # Groups of a personal code: surname(3) name(3) year(2) month(1) day(2) place(4) check(1).
 # Users write them with spaces, dots or dashes between the groups; allow one separator per group.
 _SEP = r"[ .\-]?"
 _CF_PATTERN = re.compile(
-    rf"(?<![A-Z0-9])([A-Z]{{3}}){_SEP}([A-Z]{{3}}){_SEP}({_OMO}{{2}}){_SEP}([ABCDEHLMPRST]){_SEP}"
-    rf"({_OMO}{{2}}){_SEP}([A-Z]{_OMO}{{3}}){_SEP}([A-Z])(?![A-Z0-9])",
-    re.IGNORECASE | re.ASCII,
+    rf"(?<!{_ALNUM})({_LETTER}{{3}}){_SEP}({_LETTER}{{3}}){_SEP}({_OMO}{{2}}){_SEP}({_MONTH}){_SEP}"
+    rf"({_OMO}{{2}}){_SEP}({_LETTER}{_OMO}{{3}}){_SEP}({_LETTER})(?!{_ALNUM})"
 )
 # Looser shape: 16 alphanumerics with letters and digits where a code has them; used to report
 # near-misses ("looks like a codice fiscale but the check fails").
 _CF_SHAPE = re.compile(
-    r"(?<![A-Z0-9])[A-Z]{6}[0-9A-Z]{2}[A-Z][0-9A-Z]{2}[A-Z][0-9A-Z]{3}[A-Z](?![A-Z0-9])", re.IGNORECASE | re.ASCII
+    rf"(?<!{_ALNUM}){_LETTER}{{6}}{_ALNUM}{{2}}{_LETTER}{_ALNUM}{{2}}{_LETTER}{_ALNUM}{{3}}{_LETTER}(?!{_ALNUM})"
 )
 _MIN_DIGITS_FOR_INVALID = 4  # a failed 16-character word is reported only if it has digits like a code
-_PIVA_PATTERN = re.compile(r"(?<![0-9])([0-9]{11})(?![0-9])")
+# "(?<![0-9])[0-9]{11}" with the look-behind after the first digit: a pattern that starts with a digit
+# lets `re` skip quickly to the digits of the text.
+_PIVA_PATTERN = re.compile(r"([0-9](?<![0-9]{2})[0-9]{10})(?![0-9])")
 _MATRICOLA_PATTERN = re.compile(
     r"\bmatr(?:icola)?(?:\s+aziendale)?(?:\s+inps)?\.?\s*(?:n\.?|nr\.?|:)?\s*([0-9]{10})(?![0-9])", re.I
 )
@@ -84,7 +89,7 @@ def valid_partita_iva(code: str) -> bool:
 
 def check_character(code15: str) -> str:
     """The control character of the first 15 characters of a personal code (upper case)."""
-    total = sum(_ODD[ch] if i % 2 == 0 else _EVEN[ch] for i, ch in enumerate(code15))
+    total = sum(map(_ODD.__getitem__, code15[::2])) + sum(map(_EVEN.__getitem__, code15[1::2]))
     return chr(ord("A") + total % 26)
 
 
@@ -141,6 +146,9 @@ def _numeric_is_labelled_other(text: str, start: int) -> bool:
     return _PIVA_LABEL.search(before) is None and _NOT_A_CODE_LABEL.search(before) is not None
 
 
+_NO_CODES = CodeScan((), ())
+
+
 def find_codes(text: str) -> CodeScan:
     """Every valid codice fiscale (personal or numeric) in `text`, in order, plus the invalid look-alikes."""
     found: list[tuple[int, bool, str]] = []  # (position, valid, code)
@@ -148,7 +156,8 @@ def find_codes(text: str) -> CodeScan:
     pos = 0
     while (m := _CF_PATTERN.search(text, pos)) is not None:
         code = "".join(m.groups()).upper()
-        if not valid_codice_fiscale(code):
+        valid_code = valid_codice_fiscale(code)  # about 5 µs: asked once
+        if not valid_code:
             # Separators make the pattern greedy across words ("ABC RSSMRA85..."): a valid code that
             # starts inside this failed match wins over it.
             inner = _CF_PATTERN.search(text, m.start() + 1)
@@ -156,7 +165,7 @@ def find_codes(text: str) -> CodeScan:
                 pos = inner.start()
                 continue
         spans.append(m.span())
-        if valid_codice_fiscale(code):
+        if valid_code:
             found.append((m.start(), True, code))
         elif sum(ch.isdigit() for ch in code) >= _MIN_DIGITS_FOR_INVALID:
             found.append((m.start(), False, code))
@@ -176,6 +185,8 @@ def find_codes(text: str) -> CodeScan:
             found.append((m.start(), True, code))
         elif _PIVA_LABEL.search(text[max(0, m.start() - _CONTEXT) : m.start()]):
             found.append((m.start(), False, code))
+    if not found:
+        return _NO_CODES
     valid: list[str] = []
     invalid: list[str] = []
     for _, ok, code in sorted(found, key=lambda f: f[0]):
@@ -186,5 +197,7 @@ def find_codes(text: str) -> CodeScan:
 
 
 def find_matricola(text: str) -> str | None:
+    if "matr" not in text.lower():  # much cheaper than the pattern, which needs these letters in any case
+        return None
     m = _MATRICOLA_PATTERN.search(text)
     return m.group(1) if m else None

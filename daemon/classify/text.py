@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 __all__ = [
     "FUZZY_MIN_LEN",
+    "Found",
     "Lexicon",
     "Phrase",
     "Tokens",
@@ -32,6 +34,8 @@ __all__ = [
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _WORD = re.compile(r"[0-9A-Za-z]+")
+_LOWER_WORD = re.compile(r"[0-9a-z]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _MEMO_LIMIT = 200_000
 FUZZY_MIN_LEN = 8  # "ricorso"/"ricordo", "domanda"/"domande": seven letters are too few to guess a typo
 
@@ -49,12 +53,19 @@ def _fold_table() -> dict[int, str]:
     return table
 
 
-_FOLD = _fold_table()
+_FOLD = {chr(cp): base for cp, base in _fold_table().items()}
 
 
 def fold(text: str) -> str:
     """The text without accents, same length and case: offsets in it are offsets in the text."""
-    return text if text.isascii() else text.translate(_FOLD)
+    if text.isascii():
+        return text
+    # str.translate() would look up every character; replacing only the distinct non-ASCII ones is
+    # several times faster, and the same since every replacement is ASCII.
+    for ch in set("".join(_NON_ASCII.findall(text))):
+        if (base := _FOLD.get(ch)) is not None:
+            text = text.replace(ch, base)
+    return text
 
 
 def normalise(text: str) -> str:
@@ -69,32 +80,23 @@ class Tokens:
 
     folded: str  # the text with accents removed (same length as the text)
     words: tuple[str, ...]
-    starts: tuple[int, ...]
-    index: dict[str, tuple[int, ...]]
+
+    @cached_property
+    def starts(self) -> tuple[int, ...]:
+        """Where each word starts in `folded` (computed on demand: most texts never need it)."""
+        return tuple(m.start() for m in _WORD.finditer(self.folded))
 
     def position(self, offset: int) -> int:
         """The index of the word at or after character `offset` of `folded`."""
-        lo, hi = 0, len(self.starts)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.starts[mid] < offset:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return bisect_left(self.starts, offset)
 
 
 def tokens(text: str) -> Tokens:
     folded = fold(text)
-    words: list[str] = []
-    starts: list[int] = []
-    for m in _WORD.finditer(folded):
-        words.append(m.group(0).lower())
-        starts.append(m.start())
-    index: dict[str, list[int]] = {}
-    for i, w in enumerate(words):
-        index.setdefault(w, []).append(i)
-    return Tokens(folded, tuple(words), tuple(starts), {k: tuple(v) for k, v in index.items()})
+    # Lower-casing the whole text finds the same words at the same offsets: no character left by
+    # fold() becomes an ASCII letter or changes length, except the Kelvin sign (which is no letter here).
+    lowered = folded.replace("\u212a", " ").lower()
+    return Tokens(folded, tuple(_LOWER_WORD.findall(lowered)))
 
 
 @dataclass(frozen=True)
@@ -139,18 +141,21 @@ def _deletions(word: str) -> set[str]:
     return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
+Found = dict[tuple[str, ...], list[tuple[int, int]]]  # phrase words -> (start, end) word spans, ascending
+
+
 class Lexicon:
     """Every phrase of the vocabularies, compiled for matching many phrases against one text at once."""
 
     def __init__(self, phrases: Iterable[Phrase]) -> None:
-        self._by_first: dict[str, list[tuple[str, ...]]] = {}
+        by_first: dict[str, list[tuple[str, ...]]] = {}
         self._meaning: dict[str, frozenset[str]] = {}  # text word -> vocabulary words (memo, bounded)
         self._words: set[str] = set()
         self._deletes: dict[str, set[str]] = {}
         for p in phrases:
             if not p.words:
                 continue
-            starts = self._by_first.setdefault(p.words[0], [])
+            starts = by_first.setdefault(p.words[0], [])
             if p.words not in starts:
                 starts.append(p.words)
             for w in p.words:
@@ -160,8 +165,12 @@ class Lexicon:
                 if len(w) >= FUZZY_MIN_LEN - 1 and not w.isdigit():
                     for d in _deletions(w):
                         self._deletes.setdefault(d, set()).add(w)
+        # For scan(): by first word, each phrase with its length and its other words (offset, word).
+        self._plans = {
+            first: [(pw, len(pw), tuple(enumerate(pw[1:], 1))) for pw in phrases] for first, phrases in by_first.items()
+        }
 
-    def _lexicon_words(self, word: str) -> frozenset[str]:
+    def stands_for(self, word: str) -> frozenset[str]:
         """The vocabulary words `word` (from a text) stands for: itself, or one typo away."""
         known = self._meaning.get(word)
         if known is not None:
@@ -177,26 +186,59 @@ class Lexicon:
         meaning = self._meaning[word] = frozenset(found)
         return meaning
 
-    def scan(self, text: Tokens) -> dict[tuple[str, ...], list[tuple[int, int]]]:
+    def scan(self, text: Tokens) -> Found:
         """phrase words -> every (start, end) word span where the phrase occurs in the text."""
-        meaning = {w: m for w in text.index if (m := self._lexicon_words(w))}
-        positions: dict[str, list[int]] = {}
-        for w, ms in meaning.items():
-            for lexeme in ms:
-                positions.setdefault(lexeme, []).extend(text.index[w])
         words = text.words
-        n_words = len(words)
-        empty: frozenset[str] = frozenset()
-        out: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        known = self._meaning.get
+        meaning: dict[str, frozenset[str]] = {}  # distinct text word (first seen first) -> vocabulary words
+        for w in dict.fromkeys(words):
+            m = known(w)
+            if m is None:
+                m = self.stands_for(w)
+            if m:
+                meaning[w] = m
+        if not meaning:
+            return {}
+        at: dict[str, list[int]] = {w: [] for w in meaning}  # where each meaningful word occurs
+        for i, w in enumerate(words):
+            if w in at:
+                at[w].append(i)
+        # Vocabulary word -> its positions in the text (ascending), in order of first appearance: phrases
+        # are tried in this order (then in vocabulary order), which is the order of the result.
+        positions: dict[str, list[int]] = {}
+        for w, lexemes in meaning.items():
+            for lexeme in lexemes:
+                known_at = positions.get(lexeme)
+                positions[lexeme] = at[w] if known_at is None else sorted(known_at + at[w])
+        position_sets: dict[str, set[int]] = {}  # the same, as sets, when needed
+        out: Found = {}
         for first, where in positions.items():
-            for pw in self._by_first.get(first, ()):
-                n = len(pw)
-                for s in sorted(where):
-                    if s + n > n_words:
-                        continue
-                    if all(pw[k] in meaning.get(words[s + k], empty) for k in range(1, n)):
-                        out.setdefault(pw, []).append((s, s + n))
+            for pw, n, rest in self._plans.get(first, ()):
+                starts = where
+                for k, later in rest:  # keep the starts followed, k words later, by the phrase's k-th word
+                    if later not in positions:
+                        starts = []
+                        break
+                    if (after := position_sets.get(later)) is None:
+                        after = position_sets[later] = set(positions[later])
+                    if not (starts := [s for s in starts if s + k in after]):
+                        break
+                if starts:
+                    out[pw] = [(s, s + n) for s in starts]
         return out
+
+    def scan_prefix(self, text: Tokens, whole: Tokens, found: Found) -> Found:
+        """scan(text), where the text of `text` is a prefix of that of `whole`, scanned as `found`.
+
+        The words they share give the same phrases in the same order; the last word of `text` may be a
+        word of `whole` cut short, and then only a cut word that still means something needs a new scan.
+        """
+        n = len(text.words)
+        if n and text.words[-1] != whole.words[n - 1]:
+            if self.stands_for(text.words[-1]):
+                return self.scan(text)
+            n -= 1
+        return {pw: kept for pw, spans in found.items() if (kept := [sp for sp in spans if sp[1] <= n])}
 
 
 def find_phrase(p: Phrase, text: Tokens) -> bool:

@@ -81,8 +81,13 @@ class Entry:
 
 def abbreviation_pattern(abbrs: tuple[str, ...]) -> re.Pattern[str]:
     """Whole-word, case-sensitive; not when followed by a dot and a number ("ART. 116" is an article)."""
-    alternatives = "|".join(re.escape(a) for a in sorted(abbrs, key=len, reverse=True))
-    return re.compile(r"(?<![A-Za-z0-9])(?:" + alternatives + r")(?![A-Za-z0-9])(?!\.\s?[0-9])")
+    # "(?<![A-Za-z0-9])LD" written as "L(?<![A-Za-z0-9]L)D": the same match, but a pattern that starts
+    # with plain letters lets `re` skip quickly to where they are (several times faster on a long body).
+    alternatives = "|".join(
+        f"{re.escape(a[:1])}(?<![A-Za-z0-9]{re.escape(a[:1])}){re.escape(a[1:])}"
+        for a in sorted(abbrs, key=len, reverse=True)
+    )
+    return re.compile(r"(?:" + alternatives + r")(?![A-Za-z0-9])(?!\.\s?[0-9])")
 
 
 @dataclass(frozen=True)
