@@ -79,11 +79,23 @@ def _first_processed(db: Path) -> float | None:
         row = conn.execute("SELECT min(processed_at) FROM inbound_messages").fetchone()
     if not row or not row[0]:
         return None
-    return (
-        datetime.fromisoformat(str(row[0])).replace(tzinfo=UTC).timestamp()
-        if "+" not in str(row[0])
-        else (datetime.fromisoformat(str(row[0])).timestamp())
-    )
+    return _epoch(str(row[0]))
+
+
+def _processed_times(db: Path, message_ids: list[str]) -> dict[str, float]:
+    """When the daemon recorded each message (UTC epoch), by Message-ID."""
+    out: dict[str, float] = {}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        for mid in message_ids:
+            row = conn.execute("SELECT processed_at FROM inbound_messages WHERE message_id = ?", (mid,)).fetchone()
+            if row and row[0]:
+                out[mid] = _epoch(str(row[0]))
+    return out
+
+
+def _epoch(stamp: str) -> float:
+    parsed = datetime.fromisoformat(stamp)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -192,6 +204,7 @@ def main() -> int:
                 time.sleep(args.latency_interval)
         wait_until(lambda: _count(spool) >= args.n + args.latency_samples, 120, interval=0.1)
         latencies = []
+        acked: dict[str, float] = {}
         for p in _spooled(spool):
             if p.name in before:
                 continue
@@ -199,6 +212,7 @@ def main() -> int:
             mid = str(ack["In-Reply-To"] or "").strip().strip("<>")
             if mid in appended:
                 latencies.append(p.stat().st_mtime - appended[mid])
+                acked[mid] = p.stat().st_mtime
         rss.stop()
         latencies.sort()
         if latencies:
@@ -208,6 +222,16 @@ def main() -> int:
                 f"latency APPEND -> ack at sink ({len(latencies)} samples, IDLE): p50 {p50 * 1000:.0f} ms, "
                 f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
             )
+            # Where the time goes: until the daemon recorded the message (IMAP notification + fetch +
+            # processing), then until the sink accepted the acknowledgement (sender wake-up + SMTP).
+            recorded = _processed_times(db, list(acked))
+            before = sorted(recorded[m] - appended[m] for m in recorded)
+            after = sorted(acked[m] - recorded[m] for m in recorded)
+            if before:
+                print(
+                    f"  of which APPEND -> recorded p50 {statistics.median(before) * 1000:.0f} ms, "
+                    f"recorded -> ack p50 {statistics.median(after) * 1000:.0f} ms"
+                )
         print(
             f"peak RSS of the daemon: {rss.peak_total / 2**20:.0f} MiB for both processes, "
             f"{rss.peak_single / 2**20:.0f} MiB for the largest"
