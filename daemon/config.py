@@ -85,6 +85,9 @@ class ImapSettings(_Strict):
     poll_seconds: float = Field(default=30, gt=0, le=3600)
     batch_size: int = Field(default=200, ge=1, le=5000)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Servers limit the messages of one session (some with a 421, some with 4xx answers to MAIL):
+    # the sender starts a new session before reaching the limit.
+    max_messages_per_connection: int = Field(default=100, ge=1, le=100_000)
 
     def password(self) -> str | None:
         return _secret(self.password_env)
@@ -99,6 +102,9 @@ class SmtpProfile(_Strict):
     password_env: str | None = None
     pec: bool = False
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Servers limit the messages of one session (some with a 421, some with 4xx answers to MAIL):
+    # the sender starts a new session before reaching the limit.
+    max_messages_per_connection: int = Field(default=100, ge=1, le=100_000)
 
     def password(self) -> str | None:
         return _secret(self.password_env)

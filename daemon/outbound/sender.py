@@ -194,18 +194,9 @@ class OutboxSender:
         if stop is not None and stop.is_set():
             self._release(db, rows)
             return
-        conn = smtp.get(profile)
+        conn = smtp.get(profile) or self._open(smtp, profile, rows)
         if conn is None:
-            conn = self._connect(profile)
-            try:
-                conn.open()
-            except (OSError, smtplib.SMTPException) as exc:
-                detail = f"connessione SMTP non riuscita ({type(exc).__name__}: {exc})"
-                code = getattr(exc, "smtp_code", None)
-                for row in rows:
-                    self._record(row.id, SendResult("temporary", code, detail))
-                return
-            smtp[profile] = conn
+            return
         for position, row in enumerate(rows):
             if stop is not None and stop.is_set():
                 self._release(db, rows[position:])
@@ -220,6 +211,12 @@ class OutboxSender:
                 return
             if result.result == "sent":
                 self._record_sent(db, row.id, result)
+                if conn.exhausted:  # the next message of the claim opens a new session
+                    del smtp[profile]
+                    conn.close()
+                    conn = self._open(smtp, profile, rows[position + 1 :])
+                    if conn is None:
+                        return
                 continue
             self._record(row.id, result)
             if result.code == 421:  # the server is closing the session (RFC 5321, 3.8)
@@ -227,6 +224,22 @@ class OutboxSender:
                 conn.close()
                 self._release(db, rows[position + 1 :])
                 return
+
+    def _open(self, smtp: dict[str, SmtpConnection], profile: str, rows: list[_Due]) -> SmtpConnection | None:
+        """A new session for the profile; if it cannot be opened, each of `rows` records a try."""
+        if not rows:
+            return None
+        conn = self._connect(profile)
+        try:
+            conn.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            detail = f"connessione SMTP non riuscita ({type(exc).__name__}: {exc})"
+            code = getattr(exc, "smtp_code", None)
+            for row in rows:
+                self._record(row.id, SendResult("temporary", code, detail))
+            return None
+        smtp[profile] = conn
+        return conn
 
     def _record_sent(self, db: Connection, row_id: int, result: SendResult) -> None:
         """Committed at once, row by row: a crash can repeat at most the message being sent."""

@@ -27,6 +27,7 @@ class SmtpConnection:
         self.profile = profile
         self.password = password if password is not None else profile.password()
         self._smtp: smtplib.SMTP | None = None
+        self.sent = 0  # messages the server accepted in this session
 
     def open(self) -> None:
         p = self.profile
@@ -41,6 +42,7 @@ class SmtpConnection:
         if p.username:
             smtp.login(p.username, self.password or "")
         self._smtp = smtp
+        self.sent = 0
 
     def send(self, sender: str, recipients: list[str], raw: bytes) -> SendResult:
         assert self._smtp is not None, "open() first"
@@ -54,10 +56,16 @@ class SmtpConnection:
         except smtplib.SMTPResponseException as exc:
             kind = "permanent" if exc.smtp_code >= 500 else "temporary"
             return SendResult(kind, exc.smtp_code, _decode(exc.smtp_error))
+        self.sent += 1
         if refused:
             # Some recipients accepted: the message is out; the refusals are recorded as detail.
             return SendResult("sent", 250, "rifiutati in parte: " + ", ".join(refused))
         return SendResult("sent", 250, "accettato")
+
+    @property
+    def exhausted(self) -> bool:
+        """The session carried as many messages as the profile allows: the next one needs a new one."""
+        return self.sent >= self.profile.max_messages_per_connection
 
     def close(self) -> None:
         if self._smtp is None:

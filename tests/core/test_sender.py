@@ -168,6 +168,19 @@ def test_one_smtp_session_serves_every_claim_while_there_is_work(setup, sink: Sm
     assert sessions.opened == 1
 
 
+def test_a_session_carries_at_most_the_profile_s_limit_of_messages(setup, sink: SmtpSink) -> None:
+    service, _sender, clock, cfg = setup
+    _more_mail(service, cfg, 4)  # 5 acknowledgements in all
+    profiles = tuple(p.model_copy(update={"max_messages_per_connection": 2}) for p in cfg.smtp_profiles)
+    cfg = cfg.model_copy(update={"smtp_profiles": profiles})
+    sessions = _Sessions(cfg)
+    sender = OutboxSender(service.session_factory, cfg, clock=clock, connect=sessions)
+    assert sender.send_due() == 5
+    assert (sessions.opened, sessions.closed) == (3, 3)  # 2 + 2 + 1
+    assert _attempts(service) == [("sent", 250)] * 5
+    assert len(sink.messages) == 5
+
+
 def test_421_ends_the_session_and_the_rest_of_the_claim_goes_on_a_new_one(setup, sink: SmtpSink) -> None:
     service, _sender, clock, cfg = setup
     _more_mail(service, cfg, 4)
