@@ -149,7 +149,7 @@ class Lexicon:
 
     def __init__(self, phrases: Iterable[Phrase]) -> None:
         by_first: dict[str, list[tuple[str, ...]]] = {}
-        self._meaning: dict[str, frozenset[str]] = {}  # text word -> vocabulary words (memo, bounded)
+        self._meaning: dict[str, tuple[str, ...]] = {}  # text word -> vocabulary words (memo, bounded)
         self._words: set[str] = set()
         self._deletes: dict[str, set[str]] = {}
         for p in phrases:
@@ -170,8 +170,9 @@ class Lexicon:
             first: [(pw, len(pw), tuple(enumerate(pw[1:], 1))) for pw in phrases] for first, phrases in by_first.items()
         }
 
-    def stands_for(self, word: str) -> frozenset[str]:
-        """The vocabulary words `word` (from a text) stands for: itself, or one typo away."""
+    def stands_for(self, word: str) -> tuple[str, ...]:
+        """The vocabulary words `word` (from a text) stands for: itself, or one typo away; sorted, so
+        that the order of the matches (and so the evidence shown) does not depend on string hashing."""
         known = self._meaning.get(word)
         if known is not None:
             return known
@@ -183,14 +184,14 @@ class Lexicon:
                 for cand in self._deletes.get(d, ()):
                     if cand not in found and within_one_edit(word, cand):
                         found.add(cand)
-        meaning = self._meaning[word] = frozenset(found)
+        meaning = self._meaning[word] = tuple(sorted(found))
         return meaning
 
     def scan(self, text: Tokens) -> Found:
         """phrase words -> every (start, end) word span where the phrase occurs in the text."""
         words = text.words
         known = self._meaning.get
-        meaning: dict[str, frozenset[str]] = {}  # distinct text word (first seen first) -> vocabulary words
+        meaning: dict[str, tuple[str, ...]] = {}  # distinct text word (first seen first) -> vocabulary words
         for w in dict.fromkeys(words):
             m = known(w)
             if m is None:
