@@ -24,6 +24,7 @@ from daemon.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.outbound.templates import TemplateRenderer
 from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
+from storage.archive import RawArchive
 from storage.models import Alert, InboundMessage, Ticket
 
 __all__ = ["ACK_TEMPLATE", "ACK_WINDOW", "BatchIndex", "OutcomeActions", "json_safe", "opened_hooks"]
@@ -35,6 +36,7 @@ opened_hooks: list[Callable[[Session, Ticket, Analysis, datetime], None]] = []
 
 ACK_TEMPLATE = "conferma_ricezione"
 PEC_FAILURE_TEMPLATE = "avviso_pec_non_consegnata"
+FORWARD_TEMPLATE = "inoltro"
 PEC_FAILURE_RECEIPTS = frozenset(
     {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
 )
@@ -74,6 +76,7 @@ class OutcomeActions:
 
     config: Config
     renderer: TemplateRenderer
+    archive: RawArchive
     _local: threading.local  # .known: the BatchIndex of the batch this thread is recording
 
     # -- actions ------------------------------------------------------------------------------
@@ -349,15 +352,24 @@ class OutcomeActions:
         if not d.forward_to:
             return False
         ctx = self._context(mailbox, analysis, None, now)
+        ctx["messaggio"]["data_ricezione"] = inbound.received_at
         enqueue_email(
             session,
             self.config,
             self.renderer,
             EmailRequest(
-                mailbox_id=mailbox.id, to=tuple(d.forward_to), template="inoltro", context=ctx, inbound=inbound
+                mailbox_id=mailbox.id,
+                to=tuple(d.forward_to),
+                template=FORWARD_TEMPLATE,
+                context=ctx,
+                inbound=inbound,
+                # The recipient gets the message itself (a PEC with its envelope and signature).
+                attached_message=self.archive.load(inbound.archive_ref),
             ),
             now=now,
         )
+        for template in d.templates:  # e.g. telling the sender where the message went
+            self._send(session, mailbox, inbound, analysis, template, None, now)
         return True
 
     def _quarantine(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import re
 import secrets
 from datetime import datetime
 from email.charset import QP, Charset
+from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -42,6 +45,19 @@ class _WirePolicy(Compat32):
 _WIRE = _WirePolicy(linesep="\r\n")
 
 
+class _WireGenerator(BytesGenerator):
+    """Writes a message/rfc822 part given as (surrogate-escaped) raw text unchanged: the stock
+    generator would refuse its 8-bit bytes, or re-serialise a parsed copy and change them."""
+
+    def _handle_message(self, msg: Message) -> None:
+        # get_payload() would decode the escaped bytes with the part's charset: the raw text is wanted.
+        payload = msg._payload  # type: ignore[attr-defined]
+        if isinstance(payload, str):
+            self.write(payload)
+            return
+        super()._handle_message(msg)  # type: ignore[misc]
+
+
 def new_message_id(domain: str, tag: str = "") -> str:
     """A stable id chosen before sending, so a resend is recognisable as the same message."""
     token = secrets.token_hex(12)
@@ -64,7 +80,10 @@ def compose_email(
     references: list[str] | None = None,
     automatic: bool = True,
     ticket_id: str | None = None,
+    attached_message: bytes | None = None,
 ) -> bytes:
+    """`attached_message`: raw RFC 5322 bytes carried unchanged as a message/rfc822 part (a forward),
+    only the line ends made CRLF."""
     # compat32 building blocks: the modern header registry costs milliseconds per email, and the
     # acknowledgement is written in the same transaction as the ticket, at intake speed.
     body = MIMEText(text, "plain", _UTF8_QP)  # type: ignore[arg-type]
@@ -75,6 +94,11 @@ def compose_email(
         msg.attach(MIMEText(html, "html", _UTF8_QP))  # type: ignore[arg-type]
     else:
         msg = body
+    if attached_message is not None:
+        mixed = MIMEMultipart("mixed")
+        mixed.attach(msg)
+        mixed.attach(_rfc822(attached_message))
+        msg = mixed
     msg["Message-ID"] = f"<{message_id}>"
     msg["Date"] = format_datetime(date)
     msg["From"] = _address(sender, sender_name)
@@ -92,7 +116,25 @@ def compose_email(
     msg[LOOP_HEADER] = instance
     if ticket_id:
         msg["X-Sportello-Ticket"] = ticket_id
-    return msg.as_bytes(policy=_WIRE)
+    out = io.BytesIO()
+    _WireGenerator(out, mangle_from_=False, policy=_WIRE).flatten(msg)
+    return out.getvalue()
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _rfc822(raw: bytes) -> Message:
+    """The original message as an attachment, byte for byte: a payload string is written out as it is
+    (RFC 2046 allows no transfer encoding here, so 8-bit content is declared as such)."""
+    wire = _BARE_LF.sub(b"\r\n", raw)
+    part = Message()
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Disposition"] = 'attachment; filename="messaggio-originale.eml"'
+    if not wire.isascii():
+        part["Content-Transfer-Encoding"] = "8bit"
+    part.set_payload(wire.decode("ascii", "surrogateescape"))
+    return part
 
 
 def _header(value: str) -> str | Header:

@@ -29,6 +29,7 @@ class EmailRequest:
     ticket: Ticket | None = None  # likewise, for a ticket opened in the same (unflushed) batch
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default=())
+    attached_message: bytes | None = None  # raw bytes carried as a message/rfc822 part (a forward)
 
 
 def enqueue_email(
@@ -59,6 +60,7 @@ def enqueue_email(
         in_reply_to=request.in_reply_to,
         references=list(request.references) or None,
         ticket_id=request.ticket_id,
+        attached_message=request.attached_message,
     )
     row = Outbox(
         message_id=message_id,

@@ -256,6 +256,24 @@ class _Parser:
             elif not spec.startswith(("ruolo:", "casella:")) and "@" not in spec and spec not in people:
                 self.fail(path, f"persona sconosciuta: {spec} (persone in config.yaml: {', '.join(sorted(people))})")
 
+    def forward_targets(self, path: list[str | int], specs: tuple[str, ...]) -> None:
+        """A forward to a mailbox this instance reads would come back as our own automatic mail and be
+        archived as a loop, without a ticket: say so now rather than lose the message then."""
+        if self.config is None:
+            return
+        read = {m.id: m.address.lower() for m in self.config.mailboxes if m.imap is not None}
+        for spec in specs:
+            box = spec[8:] if spec.startswith("casella:") else None
+            if box is None and "@" in spec:
+                box = next((i for i, a in read.items() if a == spec.lower()), None)
+            if box in read:
+                self.fail(
+                    path,
+                    f"la casella {box} è letta da questa istanza: l'inoltro vi tornerebbe come messaggio "
+                    "automatico e sarebbe archiviato senza pratica; per affidarlo a un altro ufficio usare "
+                    "open_ticket con la sua coda",
+                )
+
     def rule(self, index: int, node: Any, seen: set[str]) -> Rule | None:
         path: list[str | int] = ["regole", index]
         if not isinstance(node, dict):
@@ -313,6 +331,8 @@ class _Parser:
         assignees = self.strings([*path, "assegnatari"], node.get("assegnatari"))
         self.targets([*path, "assegnatari"], assignees)
         self.targets([*path, "inoltra_a"], forward)
+        if action == "forward":
+            self.forward_targets([*path, "inoltra_a"], forward)
         params = node.get("parametri") or {}
         if not isinstance(params, dict):
             self.fail([*path, "parametri"], "attesa una mappa nome: valore")
