@@ -64,9 +64,10 @@ def get_service(path: Path | None) -> Any:
     except Exception as exc:
         problems = getattr(exc, "problems", None)
         if problems:
-            err.print("[bold red]Regole o vocabolari non validi:[/]", highlight=False)
+            # Rules, vocabularies, SLA policies, the calendar section...: each problem names its file.
+            err.print("[bold red]Avvio non riuscito, correggere i file indicati:[/]", highlight=False)
             for problem in problems:
-                err.print(f"  - {problem}", highlight=False, markup=False)
+                err.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
         fail(f"avvio non riuscito: {exc}")
         raise

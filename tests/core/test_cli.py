@@ -101,3 +101,14 @@ def test_explain_writes_nothing_and_says_why(workdir: Path) -> None:
     assert data["istanza"] is True
     code, output = _cli(workdir, "tickets", "list", "--json")
     assert json.loads(output) == []
+
+
+def test_a_bad_calendar_section_stops_the_start_with_file_line_and_reason(workdir: Path) -> None:
+    config = workdir / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("timezone: Europe/Rome", "timezone: Europe/Roma"), encoding="utf-8")
+    line = next(i for i, row in enumerate(config.read_text().splitlines(), 1) if "Europe/Roma" in row)
+    code, output = _cli(workdir, "tickets", "list")
+    assert code == 2 and "Traceback" not in output
+    assert "Avvio non riuscito, correggere i file indicati:" in output
+    assert f"{config}:{line}: calendar.timezone: fuso orario sconosciuto: Europe/Roma" in output
