@@ -164,6 +164,20 @@ def test_acknowledgements_stop_after_the_daily_budget(pipeline: Pipeline) -> Non
     assert count(pipeline, Outbox) == limit
 
 
+def test_the_daily_budget_counts_earlier_batches_and_the_batch_itself(pipeline: Pipeline) -> None:
+    limit = pipeline.config.outbound.max_acks_per_sender_per_day
+    raws = [mail(1).replace(b"<m1@", f"<y{i}@".encode()) for i in range(limit + 4)]
+    first, second = limit // 2, limit + 4 - limit // 2
+    pipeline.process_batch([InboundItem(r, "fe-credito") for r in raws[:first]])
+    assert count(pipeline, Outbox) == first
+    outcomes = pipeline.process_batch([InboundItem(r, "fe-credito") for r in raws[first : first + second]])
+    assert [o.outcome for o in outcomes] == ["opened"] * second  # every message still gets its ticket
+    assert count(pipeline, Outbox) == limit
+    other = mail(2)  # another sender has a budget of its own
+    pipeline.process(other, "fe-credito")
+    assert count(pipeline, Outbox) == limit + 1
+
+
 def test_ticket_numbers_restart_each_year_and_office(pipeline: Pipeline) -> None:
     a = pipeline.process(mail(1), "fe-credito", received_at=datetime(2025, 12, 31, 12, tzinfo=UTC))
     b = pipeline.process(mail(2), "fe-credito", received_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
