@@ -20,7 +20,7 @@ from daemon.outbound.templates import TemplateRenderer
 from daemon.pipeline import InboundItem, Pipeline
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_session_factory
-from storage.models import Alert, InboundMessage, Outbox, Ticket
+from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketEvent, TicketMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -176,6 +176,33 @@ def test_the_daily_budget_counts_earlier_batches_and_the_batch_itself(pipeline: 
     other = mail(2)  # another sender has a budget of its own
     pipeline.process(other, "fe-credito")
     assert count(pipeline, Outbox) == limit + 1
+
+
+def test_a_batch_links_each_ticket_to_its_messages_and_events(pipeline: Pipeline) -> None:
+    outcomes = pipeline.process_batch([InboundItem(mail(n), "fe-credito") for n in (1, 2, 3)])
+    with pipeline.session_factory() as s:
+        for outcome in outcomes:
+            assert outcome.ticket_id is not None
+            messages = list(
+                s.execute(
+                    select(TicketMessage).where(TicketMessage.ticket_id == outcome.ticket_id).order_by(TicketMessage.id)
+                ).scalars()
+            )
+            assert [m.direction for m in messages] == ["in", "out"]
+            incoming, ack = messages
+            assert incoming.inbound_id == outcome.inbound_id
+            assert "chiedo l'estratto conto" in incoming.body
+            outbox = s.get(Outbox, ack.outbox_id)
+            assert outbox is not None
+            assert (outbox.ticket_id, outbox.inbound_id, outbox.message_id) == (
+                outcome.ticket_id,
+                outcome.inbound_id,
+                ack.message_id,
+            )
+            kinds = s.execute(
+                select(TicketEvent.kind).where(TicketEvent.ticket_id == outcome.ticket_id).order_by(TicketEvent.id)
+            ).scalars()
+            assert list(kinds) == ["aperta", "email_in_uscita"]
 
 
 def test_ticket_numbers_restart_each_year_and_office(pipeline: Pipeline) -> None:
