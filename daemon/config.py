@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from daemon.workcalendar import CalendarSettings
 from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
 
 __all__ = [
@@ -170,8 +171,9 @@ class Config(_Strict):
     people: tuple[Person, ...] = ()
     smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)
     mailboxes: tuple[Mailbox, ...] = Field(min_length=1)
-    # Extra sections owned by later components (calendar, PEC, rules) live under their own keys.
-    calendar: dict[str, object] = Field(default_factory=dict)
+    # The working-day calendar (daemon.workcalendar owns its model and its arithmetic).
+    calendar: CalendarSettings = CalendarSettings()
+    # Extra sections owned by later components (PEC, rules) live under their own keys.
     pec: dict[str, object] = Field(default_factory=dict)
     routing: dict[str, object] = Field(default_factory=dict)
 
@@ -255,6 +257,14 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
         for off in person.offices:
             if off not in offices:
                 problems.append(doc.problem(["people", i, "offices"], f"ufficio sconosciuto: {off}"))
+    for office_id in cfg.calendar.patron_subdivision:
+        if office_id not in offices:
+            where = ["calendar", "patron_subdivision", office_id]
+            problems.append(doc.problem(where, f"ufficio sconosciuto: {office_id}"))
+    for i, closure in enumerate(cfg.calendar.closures):
+        for off in closure.uffici:
+            if off not in offices:
+                problems.append(doc.problem(["calendar", "closures", i, "uffici"], f"ufficio sconosciuto: {off}"))
     addresses: dict[str, int] = {}
     for i, m in enumerate(cfg.mailboxes):
         key = m.address.lower()

@@ -16,29 +16,21 @@ a receipt day ends at the end of the N-th working day after it (`deadline`).
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
-    "CalendarError",
     "CalendarSettings",
     "Closure",
     "WorkingCalendar",
-    "calendar_settings",
     "calendars_from_config",
 ]
-
-SECTION = "calendar"
 
 
 class _Strict(BaseModel):
@@ -84,14 +76,6 @@ class CalendarSettings(_Strict):
             if subdiv not in holidays.Italy.subdivisions:
                 raise ValueError(f"ufficio {office}: provincia sconosciuta per il santo patrono: {subdiv}")
         return value
-
-
-class CalendarError(Exception):
-    """Problems in the `calendar:` section, each in Italian with its key path (and line when known)."""
-
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 @lru_cache(maxsize=256)
@@ -247,51 +231,9 @@ class WorkingCalendar:
 # -- configuration ----------------------------------------------------------------------------
 
 
-def _config_document(config: Any) -> YamlDocument | None:
-    """The config file the settings came from, to give problems a line number (best effort)."""
-    name = Path(os.environ.get("SPORTELLO_CONFIG", "config.yaml")).name
-    path = Path(getattr(config, "base_dir", ".")) / name
-    if not path.is_file():
-        return None
-    try:
-        return load_yaml(path)
-    except YamlSyntaxError:
-        return None
-
-
-def calendar_settings(raw: Mapping[str, Any] | CalendarSettings | None, config: Any = None) -> CalendarSettings:
-    """Validate the `calendar:` section; raise `CalendarError` with Italian problems on failure."""
-    if isinstance(raw, CalendarSettings):
-        return raw
-    try:
-        return CalendarSettings.model_validate(dict(raw or {}))
-    except ValidationError as exc:
-        doc = (_config_document(config) if config is not None else None) or YamlDocument("config.yaml", None, {})
-        raise CalendarError(pydantic_problems(doc, exc, prefix=[SECTION])) from None
-
-
 def calendars_from_config(config: Any) -> dict[str, WorkingCalendar]:
-    """One calendar per office of a `daemon.config.Config` (its `calendar:` section validated here)."""
-    settings = calendar_settings(config.calendar, config)
-    offices = {o.id for o in config.offices}
-    problems: list[YamlProblem] = []
-    doc: YamlDocument | None = None
-
-    def problem(path: list[str | int], message: str) -> None:
-        nonlocal doc
-        doc = doc or _config_document(config) or YamlDocument("config.yaml", None, {})
-        problems.append(doc.problem([SECTION, *path], message))
-
-    for office_id in settings.patron_subdivision:
-        if office_id not in offices:
-            problem(["patron_subdivision", office_id], f"ufficio sconosciuto: {office_id}")
-    for i, closure in enumerate(settings.closures):
-        for office_id in closure.uffici:
-            if office_id not in offices:
-                problem(["closures", i, "uffici"], f"ufficio sconosciuto: {office_id}")
-    if problems:
-        raise CalendarError(problems)
-
+    """One calendar per office of a `daemon.config.Config`."""
+    settings: CalendarSettings = config.calendar
     out: dict[str, WorkingCalendar] = {}
     for office in config.offices:
         subdiv = settings.patron_subdivision.get(office.id, office.province)

@@ -41,9 +41,11 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def show_config_problems(exc: ConfigError, code: int = 2) -> None:
-    err.print(f"[bold red]Configurazione non valida[/] ({len(exc.problems)} problemi):", highlight=False)
+    count = len(exc.problems)
+    word = "problema" if count == 1 else "problemi"
+    err.print(f"[bold red]Configurazione non valida[/] ({count} {word}):", highlight=False)
     for problem in exc.problems:
-        err.print(f"  - {problem}", highlight=False, markup=False)
+        err.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code) from None
 
 

@@ -111,18 +111,14 @@ def report(
 
 @app.command("check")
 def check(config: ConfigOpt = None) -> None:
-    """Controlla sla.yaml e la sezione calendar di config.yaml: 0 se validi, 1 con l'elenco dei problemi."""
+    """Controlla sla.yaml: 0 se valido, 1 con l'elenco dei problemi (la sezione calendar si controlla
+    con il resto di config.yaml: uscita 2)."""
     from daemon.outbound.templates import TemplateRenderer
     from daemon.sla.policies import PolicyError, load_policies
-    from daemon.workcalendar import CalendarError, calendars_from_config
 
     cfg = get_config(config)
     base = Path(cfg.base_dir)
     problems: list[Any] = []
-    try:
-        calendars_from_config(cfg)
-    except CalendarError as exc:
-        problems.extend(exc.problems)
     policies = None
     try:
         policies = load_policies(base / "routing_rules", cfg, TemplateRenderer(base / "templates").names())
@@ -130,7 +126,7 @@ def check(config: ConfigOpt = None) -> None:
         problems.extend(exc.problems)
     if problems:
         word = "problema" if len(problems) == 1 else "problemi"
-        out.print(f"Politiche o calendario non validi ({len(problems)} {word}):", markup=False, soft_wrap=True)
+        out.print(f"Politiche SLA non valide ({len(problems)} {word}):", markup=False, soft_wrap=True)
         for p in problems:
             out.print(f"  {p}", markup=False, soft_wrap=True)
         raise typer.Exit(1)

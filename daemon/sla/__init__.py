@@ -22,16 +22,9 @@ from sqlalchemy.orm import Session
 
 from daemon.sla.policies import POLICIES_FILE, PolicyError, PolicySet, PolicyStore
 from daemon.sla.recipients import RecipientResolver
-from daemon.workcalendar import (
-    CalendarError,
-    CalendarSettings,
-    WorkingCalendar,
-    calendar_settings,
-    calendars_from_config,
-)
+from daemon.workcalendar import CalendarSettings, WorkingCalendar, calendars_from_config
 
 __all__ = [
-    "CalendarError",
     "PolicyError",
     "SlaRuntime",
     "build_runtime",
@@ -72,12 +65,13 @@ class SlaRuntime:
 
 
 def build_runtime(config: Any, rules_dir: Path | str, renderer: Any) -> SlaRuntime | None:
-    """Raise CalendarError or PolicyError (both with `.problems`) if the configuration is invalid;
+    """Raise PolicyError (with `.problems`) if sla.yaml is invalid (the calendar section of config.yaml
+    was checked when the configuration was loaded);
     None (SLA clock off) if there is no sla.yaml at all."""
     if not (Path(rules_dir) / POLICIES_FILE).exists():
         log.warning("%s assente: scadenze, promemoria e solleciti disattivati", Path(rules_dir) / POLICIES_FILE)
         return None
-    settings = calendar_settings(config.calendar, config)
+    settings = config.calendar
     calendars = calendars_from_config(config)
     store = PolicyStore(rules_dir, config, known_templates=renderer.names())
     return SlaRuntime(config, settings, calendars, store, renderer, RecipientResolver(config))

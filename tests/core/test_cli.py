@@ -103,12 +103,27 @@ def test_explain_writes_nothing_and_says_why(workdir: Path) -> None:
     assert json.loads(output) == []
 
 
-def test_a_bad_calendar_section_stops_the_start_with_file_line_and_reason(workdir: Path) -> None:
+def test_a_bad_calendar_section_is_a_configuration_problem_with_file_line_and_reason(workdir: Path) -> None:
     config = workdir / "config.yaml"
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("timezone: Europe/Rome", "timezone: Europe/Roma"), encoding="utf-8")
     line = next(i for i, row in enumerate(config.read_text().splitlines(), 1) if "Europe/Roma" in row)
     code, output = _cli(workdir, "tickets", "list")
     assert code == 2 and "Traceback" not in output
-    assert "Avvio non riuscito, correggere i file indicati:" in output
+    assert "Configurazione non valida (1 problema):" in output
     assert f"{config}:{line}: calendar.timezone: fuso orario sconosciuto: Europe/Roma" in output
+
+
+def test_invalid_rules_stop_the_start_with_file_line_and_reason(workdir: Path) -> None:
+    (workdir / "routing_rules").unlink()
+    shutil.copytree(ROOT / "routing_rules", workdir / "routing_rules")
+    rules = workdir / "routing_rules" / "rules.yaml"
+    rules.write_text(
+        rules.read_text(encoding="utf-8").replace("quando: {mailbox: fe-durc}", "quando: {mailbox: fe-drc}"),
+        encoding="utf-8",
+    )
+    line = next(i for i, row in enumerate(rules.read_text().splitlines(), 1) if "fe-drc" in row)
+    code, output = _cli(workdir, "tickets", "list")
+    assert code == 2 and "Traceback" not in output
+    assert "Avvio non riuscito, correggere i file indicati:" in output
+    assert f"{rules}:{line}: regole" in output and "valore sconosciuto per mailbox: fe-drc" in output

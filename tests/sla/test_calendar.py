@@ -4,14 +4,16 @@ the cut-off hour, daylight saving; and the round-trip property of adding and cou
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import Config
-from daemon.workcalendar import CalendarError, WorkingCalendar, calendars_from_config
+from daemon.config import Config, ConfigError, load_config
+from daemon.workcalendar import WorkingCalendar, calendars_from_config
+from tests.conftest import ROOT
 
 ROME = ZoneInfo("Europe/Rome")
 D = dt.date
@@ -163,21 +165,35 @@ def test_opening_hour_follows_daylight_saving(fe: WorkingCalendar) -> None:
     assert fe.add_working_days(at(2026, 3, 27, 9), 1) == at(2026, 3, 30, 9)
 
 
-def test_invalid_calendar_settings_are_reported_in_italian_with_the_key(shipped_config: Config) -> None:
-    bad = shipped_config.model_copy(update={"calendar": {**shipped_config.calendar, "cutoff_hour": 30}})
-    with pytest.raises(CalendarError) as info:
-        calendars_from_config(bad)
-    assert "calendar.cutoff_hour" in str(info.value) and "valore troppo grande" in str(info.value)
-    bad = shipped_config.model_copy(
-        update={"calendar": {"closures": [{"data": "2026-12-24", "descrizione": "x", "uffici": ["XX"]}]}}
+def test_invalid_calendar_settings_are_reported_in_italian_with_file_line_and_key(tmp_path: Path) -> None:
+    # Any file name: the lines are those of the file given, not of a config.yaml beside it.
+    path = tmp_path / "produzione.yaml"
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    text = text.replace("cutoff_hour: 14", "cutoff_hour: 30")
+    text = text.replace("timezone: Europe/Rome", "timezone: Europe/Atlantide\n  orario: 3")
+    text = text.replace("      uffici: [FE]\n", "      uffici: [XX]\n")
+    path.write_text(text, encoding="utf-8")
+
+    def line(marker: str) -> int:
+        return next(i for i, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if marker in row)
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    problems = str(info.value)
+    assert f"{path}:{line('cutoff_hour: 30')}: calendar.cutoff_hour: valore troppo grande" in problems
+    assert (
+        f"{path}:{line('Europe/Atlantide')}: calendar.timezone: fuso orario sconosciuto: Europe/Atlantide" in problems
     )
-    with pytest.raises(CalendarError, match=r"calendar\.closures\[0\]\.uffici: ufficio sconosciuto: XX"):
-        calendars_from_config(bad)
-    bad = shipped_config.model_copy(update={"calendar": {"timezone": "Europe/Atlantide", "orario": 3}})
-    with pytest.raises(CalendarError) as info:
-        calendars_from_config(bad)
-    text = str(info.value)
-    assert "fuso orario sconosciuto: Europe/Atlantide" in text and "calendar.orario: chiave sconosciuta" in text
+    assert f"{path}:{line('orario: 3')}: calendar.orario: chiave sconosciuta" in problems
+
+    # Offices are checked against the offices of the same file.
+    path.write_text(
+        (ROOT / "config.yaml").read_text(encoding="utf-8").replace("      uffici: [FE]\n", "      uffici: [XX]\n"),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert f"{path}:{line('uffici: [XX]')}: calendar.closures[0].uffici: ufficio sconosciuto: XX" in str(info.value)
 
 
 # -- properties ---------------------------------------------------------------------------------

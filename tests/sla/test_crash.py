@@ -30,7 +30,9 @@ def test_sigkill_during_sweeps_sends_every_step_once(shipped_config: Config, tmp
     try:
         cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[])
         # Small transactions, so that a kill lands between commits of one sweep.
-        cfg = cfg.model_copy(update={"calendar": {**cfg.calendar, "sweep_batch": 2, "sweep_seconds": 5}})
+        cfg = cfg.model_copy(
+            update={"calendar": cfg.calendar.model_copy(update={"sweep_batch": 2, "sweep_seconds": 5})}
+        )
         config = write_config(cfg, tmp_path / "etc")
         db = Path(cfg.database_url.removeprefix("sqlite:///"))
 

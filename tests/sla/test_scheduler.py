@@ -18,7 +18,9 @@ from tests.support.stack import running_service, wait_until
 
 
 def test_hooks_are_registered_once_and_follow_each_service(sla: SlaBench, shipped_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    other_cfg = shipped_config.model_copy(update={"calendar": {**shipped_config.calendar, "cutoff_hour": 9}})
+    other_cfg = shipped_config.model_copy(
+        update={"calendar": shipped_config.calendar.model_copy(update={"cutoff_hour": 9})}
+    )
     other = Service(other_cfg, clock=lambda: rome(2026, 11, 16, 10))
     try:
         assert pipeline.opened_hooks.count(hooks.on_ticket_opened) == 1
