@@ -365,6 +365,7 @@ class OutcomeActions:
                 inbound=inbound,
                 # The recipient gets the message itself (a PEC with its envelope and signature).
                 attached_message=self.archive.load(inbound.archive_ref),
+                reply_to=analysis.requester or None,  # the recipient answers the sender directly
             ),
             now=now,
         )

@@ -81,6 +81,7 @@ def compose_email(
     automatic: bool = True,
     ticket_id: str | None = None,
     attached_message: bytes | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
     """`attached_message`: raw RFC 5322 bytes carried unchanged as a message/rfc822 part (a forward),
     only the line ends made CRLF."""
@@ -105,6 +106,8 @@ def compose_email(
     msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
+    if reply_to:
+        msg["Reply-To"] = reply_to
     msg["Subject"] = _header(subject)  # type: ignore[assignment]  # compat32 takes Header objects
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"

@@ -30,6 +30,7 @@ class EmailRequest:
     in_reply_to: str | None = None
     references: tuple[str, ...] = field(default=())
     attached_message: bytes | None = None  # raw bytes carried as a message/rfc822 part (a forward)
+    reply_to: str | None = None  # where the recipients' replies should go, when not to us
 
 
 def enqueue_email(
@@ -61,6 +62,7 @@ def enqueue_email(
         references=list(request.references) or None,
         ticket_id=request.ticket_id,
         attached_message=request.attached_message,
+        reply_to=request.reply_to,
     )
     row = Outbox(
         message_id=message_id,

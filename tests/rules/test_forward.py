@@ -92,6 +92,7 @@ def test_the_forward_carries_the_original_message_byte_for_byte(
     assert sunk.rcpt_tos == ("lavoro.occasionale.bologna@inps.example",)
     forward = message_from_bytes(sunk.raw, policy=default_policy)
     assert forward["Subject"].startswith("Inoltro: Pratica RSSMRA85T10A562S")
+    assert forward["Reply-To"] == PATRONATO  # answering goes to the sender, not back to us
     text = forward.get_body(preferencelist=("plain",))
     assert text is not None and PATRONATO in text.get_content()
     [attached] = list(forward.iter_attachments())  # type: ignore[attr-defined]
