@@ -6,6 +6,7 @@ is reported as "file:line: key path: what is wrong". This module gives the line 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,35 @@ def _index(node: yaml.Node, path: tuple[PathPart, ...], lines: dict[tuple[PathPa
             _index(item, child, lines)
 
 
+# PyYAML's problems as an admin should read them (the original text when not listed).
+_SYNTAX_IT: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), italian)
+    for pattern, italian in (
+        (r"expected ',' or '\}'|did not find expected ',' or '\}'", "una mappa { } non è chiusa o manca una virgola"),
+        (r"expected ',' or '\]'|did not find expected ',' or '\]'", "un elenco [ ] non è chiuso o manca una virgola"),
+        (r"found character '\\t' that cannot start any token", "tabulazione: per i rientri usare spazi"),
+        (r"mapping values are not allowed here", "«chiave: valore» non ammesso qui (rientro o virgolette?)"),
+        (r"expected <block end>|did not find expected key", "rientro non allineato con le righe precedenti"),
+        (r"could not find expected ':'", "manca «:» dopo la chiave"),
+        (r"found unexpected end of stream", "il file finisce prima della chiusura (virgolette o parentesi aperte?)"),
+        (r"found undefined alias", "alias (*nome) non definito"),
+        (r"found unknown escape character", "sequenza con \\ sconosciuta tra virgolette doppie (usare apici singoli)"),
+    )
+)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> tuple[int | None, str, str]:
+    """(line, path, message) of a YAML syntax error: the line where PyYAML noticed it, and the line where
+    the unclosed structure began when that is earlier (an unclosed `{` is noticed a line later)."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    problem = exc.problem or "sintassi non valida"
+    what = next((italian for rx, italian in _SYNTAX_IT if rx.search(problem)), problem)
+    if exc.context_mark is not None and line is not None and exc.context_mark.line + 1 < line:
+        what += f" (la struttura inizia alla riga {exc.context_mark.line + 1})"
+    return line, "", f"YAML non valido: {what}"
+
+
 def load_yaml(path: Path | str, text: str | None = None) -> YamlDocument:
     """Load one YAML file; raise `YamlSyntaxError` (Italian message with line) if it is not YAML."""
     file = str(path)
@@ -95,10 +125,7 @@ def load_yaml(path: Path | str, text: str | None = None) -> YamlDocument:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or "sintassi non valida"
-        raise YamlSyntaxError(YamlProblem(file, line, "", f"YAML non valido: {what}")) from exc
+        raise YamlSyntaxError(YamlProblem(file, *_syntax_problem(exc))) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(YamlProblem(file, None, "", f"YAML non valido: {exc}")) from exc
     lines: dict[tuple[PathPart, ...], int] = {}
