@@ -317,19 +317,13 @@ class Pipeline(OutcomeActions):
                     known.remember(copy)
                 return copy, False, False
 
-        inbound = InboundMessage(
-            mailbox=item.mailbox_id,
-            source=item.source,
-            uidvalidity=item.uidvalidity,
-            uid=item.uid,
-            message_id=msg.message_id if msg else None,
-            raw_sha256=digest,
-            archive_ref=archive_ref,
-            size=item.size or len(item.raw),
-            sender=analysis.requester,
-            subject=(msg.subject if msg else "")[:2000],
-            received_at=received_at,
-            processed_at=now,
+        inbound = _inbound_row(
+            item,
+            digest,
+            archive_ref,
+            received_at,
+            now,
+            analysis,
             outcome="",
             reason=analysis.decision.reason,
             rule_id=analysis.decision.rule_id,
@@ -379,20 +373,13 @@ class Pipeline(OutcomeActions):
         now: datetime,
         earlier: InboundMessage,
     ) -> InboundMessage:
-        msg = analysis.effective or analysis.envelope
-        inbound = InboundMessage(
-            mailbox=item.mailbox_id,
-            source=item.source,
-            uidvalidity=item.uidvalidity,
-            uid=item.uid,
-            message_id=msg.message_id if msg else None,
-            raw_sha256=digest,
-            archive_ref=archive_ref,
-            size=item.size or len(item.raw),
-            sender=analysis.requester,
-            subject=(msg.subject if msg else "")[:2000],
-            received_at=received_at,
-            processed_at=now,
+        inbound = _inbound_row(
+            item,
+            digest,
+            archive_ref,
+            received_at,
+            now,
+            analysis,
             outcome="appended",
             reason="copia",
             ticket_id=earlier.ticket_id,
@@ -419,17 +406,13 @@ class Pipeline(OutcomeActions):
         if existing is not None:
             return existing, True, False
         ref = self.archive.store(item.raw, digest)
-        inbound = InboundMessage(
-            mailbox=item.mailbox_id,
-            source=item.source,
-            uidvalidity=item.uidvalidity,
-            uid=item.uid,
-            message_id=None,
-            raw_sha256=digest,
-            archive_ref=ref,
+        inbound = _inbound_row(
+            item,
+            digest,
+            ref,
+            item.received_at or now,
+            now,
             size=len(item.raw),
-            received_at=item.received_at or now,
-            processed_at=now,
             outcome="quarantined",
             reason="errore_interno",
             detail=type(exc).__name__,
@@ -447,6 +430,36 @@ class Pipeline(OutcomeActions):
         return inbound, False, False
 
     # -- helpers ------------------------------------------------------------------------------
+
+
+def _inbound_row(
+    item: InboundItem,
+    digest: str,
+    archive_ref: str,
+    received_at: datetime,
+    now: datetime,
+    found: Analysis | None = None,
+    **fields: Any,
+) -> InboundMessage:
+    """The row recording one inbound message: where it came from, its bytes, what the analysis read in
+    it (`found`); `fields` add the outcome (and may override any of these)."""
+    msg = (found.effective or found.envelope) if found is not None else None
+    values: dict[str, Any] = {
+        "mailbox": item.mailbox_id,
+        "source": item.source,
+        "uidvalidity": item.uidvalidity,
+        "uid": item.uid,
+        "message_id": msg.message_id if msg else None,
+        "raw_sha256": digest,
+        "archive_ref": archive_ref,
+        "size": item.size or len(item.raw),
+        "sender": found.requester if found is not None else "",
+        "subject": (msg.subject if msg else "")[:2000],
+        "received_at": received_at,
+        "processed_at": now,
+    }
+    values.update(fields)
+    return InboundMessage(**values)
 
 
 _MESSAGE_ID_HEADER = re.compile(rb"^message-id:[ \t]*<([^>\r\n]{1,900})>", re.IGNORECASE | re.MULTILINE)
