@@ -27,7 +27,15 @@ from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, cha
 from storage.archive import RawArchive
 from storage.models import Alert, InboundMessage, Ticket
 
-__all__ = ["ACK_TEMPLATE", "ACK_WINDOW", "BatchIndex", "OutcomeActions", "json_safe", "opened_hooks"]
+__all__ = [
+    "ACK_TEMPLATE",
+    "ACK_WINDOW",
+    "BatchIndex",
+    "OutcomeActions",
+    "json_safe",
+    "opened_hooks",
+    "recent_message_counts",
+]
 
 log = logging.getLogger("sportello.pipeline")
 
@@ -405,11 +413,7 @@ class OutcomeActions:
         if recent is not None and requester in recent:
             count = recent[requester]
         else:
-            count = session.execute(
-                select(func.count())
-                .select_from(InboundMessage)
-                .where(InboundMessage.sender == requester, InboundMessage.processed_at >= now - ACK_WINDOW)
-            ).scalar_one()
+            count = recent_message_counts(session, {requester}, now - ACK_WINDOW)[requester]
         if deferred and known is not None:
             count += known.requesters.get(requester, 0)  # this batch's rows are not flushed yet
         # the current message is already counted
@@ -498,6 +502,19 @@ class OutcomeActions:
 
 
 _JSON_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def recent_message_counts(session: Session, senders: set[str], since: datetime) -> dict[str, int]:
+    """Messages recorded from each sender since `since` (0 for none), in one query."""
+    found = dict.fromkeys(senders, 0)
+    rows = session.execute(
+        select(InboundMessage.sender, func.count())
+        .where(InboundMessage.sender.in_(senders), InboundMessage.processed_at >= since)
+        .group_by(InboundMessage.sender)
+    )
+    for sender, count in rows:
+        found[sender] = int(count)
+    return found
 
 
 def json_safe(value: Any) -> Any:

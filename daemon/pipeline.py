@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
 from daemon.outbound.templates import TemplateRenderer
-from daemon.outcomes import ACK_WINDOW, BatchIndex, OutcomeActions, json_safe, opened_hooks
+from daemon.outcomes import ACK_WINDOW, BatchIndex, OutcomeActions, json_safe, opened_hooks, recent_message_counts
 from daemon.tickets import DEFERRED_ROWS, DeferredRows, add_event
 from storage.archive import RawArchive
 from storage.db import SessionFactory
@@ -228,16 +228,7 @@ class Pipeline(OutcomeActions):
         senders = {p.analysis.requester for p in ready if p.analysis.requester}
         if not senders:
             return {}
-        since = min(p.now for p in ready) - ACK_WINDOW
-        found: dict[str, int] = dict.fromkeys(senders, 0)
-        rows = session.execute(
-            select(InboundMessage.sender, func.count())
-            .where(InboundMessage.sender.in_(senders), InboundMessage.processed_at >= since)
-            .group_by(InboundMessage.sender)
-        )
-        for sender, count in rows:
-            found[sender] = int(count)
-        return found
+        return recent_message_counts(session, senders, min(p.now for p in ready) - ACK_WINDOW)
 
     # -- one message --------------------------------------------------------------------------
 
