@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.workcalendar import CalendarSettings
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml, pydantic_problems
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml, pydantic_problems
 
 __all__ = [
     "ArchiveConfig",
@@ -216,12 +216,8 @@ class Config(_Strict):
         return url
 
 
-class ConfigError(Exception):
-    """One or more problems in a configuration file, each already in Italian."""
-
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class ConfigError(YamlProblems):
+    """Problems in a configuration file."""
 
 
 def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["YamlDocument", "YamlProblem", "load_yaml", "format_path", "pydantic_problems"]
+__all__ = ["YamlDocument", "YamlProblem", "YamlProblems", "file_stamp", "format_path", "load_yaml", "pydantic_problems"]
 
 PathPart = str | int
 
@@ -49,6 +49,14 @@ class YamlDocument:
 
     def problem(self, path: Sequence[PathPart], message: str) -> YamlProblem:
         return YamlProblem(self.file, self.line_of(path), format_path(path), message)
+
+
+class YamlProblems(Exception):
+    """One or more problems in an admin's file, each in Italian with its file, line and key."""
+
+    def __init__(self, problems: list[YamlProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
 
 
 class YamlSyntaxError(Exception):

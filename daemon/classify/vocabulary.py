@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.classify.text import Lexicon, Phrase, fold, phrase
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 __all__ = ["Entry", "Grammar", "Vocabularies", "VocabularyError", "load_vocabularies"]
 
@@ -32,10 +32,8 @@ _KEYS = {
 }
 
 
-class VocabularyError(Exception):
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class VocabularyError(YamlProblems):
+    """Problems in the vocabulary files."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, get_config
 from daemon.config import Config
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 app = typer.Typer(help="Regole di smistamento: verifica e prova su messaggi di esempio.", no_args_is_help=True)
 
@@ -178,10 +178,8 @@ class CaseResult:
         return not self.mismatches
 
 
-class SuiteError(Exception):
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class SuiteError(YamlProblems):
+    """Problems in a rules test suite file."""
 
 
 def _build_message(mailbox_address: str, name: str, node: dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 from daemon.config import Config
 from daemon.rules.facts import FACT_NAMES
 from daemon.rules.model import ACTIONS, Condition, Rule, Ruleset
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, load_yaml
+from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 __all__ = ["REASONS", "RulesError", "load_ruleset", "parse_ruleset", "vocabulary_ids", "vocabulary_values"]
 
@@ -56,10 +56,8 @@ _KEYS = frozenset(
 )
 
 
-class RulesError(Exception):
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class RulesError(YamlProblems):
+    """Problems in rules.yaml."""
 
 
 # Facts whose values form a closed set: a condition naming another value can never hold, so it is a typo.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlSyntaxError, file_stamp, load_yaml, pydantic_problems
+from daemon.hotreload import Reloading
+from daemon.yamlsource import (
+    YamlDocument,
+    YamlProblem,
+    YamlProblems,
+    YamlSyntaxError,
+    load_yaml,
+    pydantic_problems,
+)
 
 __all__ = [
     "ANCHOR_DUE",
@@ -173,10 +180,8 @@ class PolicySet:
         return policy_id in self.policies
 
 
-class PolicyError(Exception):
-    def __init__(self, problems: list[YamlProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
+class PolicyError(YamlProblems):
+    """Problems in sla.yaml."""
 
 
 def _recipient_problem(spec: str, config: Any) -> str | None:
@@ -292,47 +297,20 @@ def load_policies(
     return PolicySet(policies=policies, default=parsed.predefinita, version=version, file=str(path))
 
 
-class PolicyStore:
+class PolicyStore(Reloading[PolicySet, PolicyError]):
     """The policies in force, reloaded when sla.yaml changes; a bad file never replaces good policies."""
+
+    error = PolicyError
+    log = logging.getLogger("sportello.sla")
+    invalid = "politiche SLA non valide, restano in vigore quelle precedenti"
+    failed = "politiche SLA non caricate, restano in vigore quelle precedenti"
+    reloaded = "politiche SLA ricaricate (versione {new})"
 
     def __init__(self, rules_dir: Path | str, config: Any = None, known_templates: Collection[str] | None = None):
         self.rules_dir = Path(rules_dir)
         self.config = config
         self.known_templates = known_templates
-        self._lock = threading.Lock()
-        self._stamp = self._file_stamp()
-        self._current = load_policies(self.rules_dir, config, known_templates)  # at start, errors are fatal
-        self.last_error: PolicyError | None = None
+        super().__init__(self.rules_dir / POLICIES_FILE)
 
-    def _file_stamp(self) -> tuple[int, int] | None:
-        return file_stamp(self.rules_dir / POLICIES_FILE)
-
-    @property
-    def current(self) -> PolicySet:
-        return self._current
-
-    def refresh(self) -> bool:
-        """Reload if the file changed. True if new policies are now in force."""
-        stamp = self._file_stamp()
-        with self._lock:
-            if stamp == self._stamp:
-                return False
-            self._stamp = stamp
-            try:
-                fresh = load_policies(self.rules_dir, self.config, self.known_templates)
-            except PolicyError as exc:
-                self.last_error = exc
-                log.error("politiche SLA non valide, restano in vigore quelle precedenti:\n%s", exc)
-                return False
-            except Exception as exc:  # a checker bug must never replace good policies either
-                self.last_error = PolicyError(
-                    [YamlProblem(str(self.rules_dir / POLICIES_FILE), None, "", f"errore interno: {exc!r}")]
-                )
-                log.exception("politiche SLA non caricate, restano in vigore quelle precedenti")
-                return False
-            self.last_error = None
-            changed = fresh.version != self._current.version
-            self._current = fresh
-            if changed:
-                log.info("politiche SLA ricaricate (versione %s)", fresh.version)
-            return changed
+    def _load(self) -> PolicySet:
+        return load_policies(self.rules_dir, self.config, self.known_templates)
