@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon_process import db_count, kill_daemon, start_daemon, stop_daemon
+from tests.support.daemon_process import db_count, kill_daemon, run_until_done, start_daemon
 from tests.support.stack import citizen_mail, wait_until, write_config
 
 MAILBOX = "fe-credito"
@@ -59,20 +59,7 @@ def test_sigkill_at_several_points_loses_nothing_and_duplicates_nothing(stack, t
         kill_daemon(proc)
     kills += 1
 
-    proc = start_daemon(config_path, log)
-    try:
-        done = wait_until(
-            lambda: (
-                db_count(db, inbound) == TOTAL
-                and db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
-            ),
-            240,
-            interval=0.2,
-        )
-        assert done, f"elaborazione incompleta dopo {kills} arresti:\n{log.read_text()[-3000:]}"
-    finally:
-        if not stop_daemon(proc):
-            pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
+    run_until_done(config_path, log, db, inbound, TOTAL, 240)
 
     assert db_count(db, inbound) == TOTAL
     assert db_count(db, "SELECT count(DISTINCT raw_sha256) FROM inbound_messages") == TOTAL

@@ -14,7 +14,7 @@ from daemon.config import Config
 from daemon.outbound.sink import SmtpSink
 from daemon.pipeline import InboundItem
 from daemon.service import Service
-from tests.support.daemon_process import db_count, kill_daemon, start_daemon, stop_daemon
+from tests.support.daemon_process import db_count, kill_daemon, run_until_done, start_daemon
 from tests.support.stack import citizen_mail, stack_config, wait_until, write_config
 
 TICKETS = 160
@@ -62,20 +62,7 @@ def test_sigkill_during_sweeps_sends_every_step_once(shipped_config: Config, tmp
             seen_at_kill.append(db_count(db, runs))
         assert any(0 < n < TOTAL for n in seen_at_kill), f"nessun arresto a metà di un controllo: {seen_at_kill}"
 
-        proc = start_daemon(config, log)
-        try:
-            done = wait_until(
-                lambda: (
-                    db_count(db, runs) == TOTAL
-                    and db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
-                ),
-                120,
-                interval=0.1,
-            )
-            assert done, f"passi o invii incompleti:\n{log.read_text()[-3000:]}"
-        finally:
-            if not stop_daemon(proc):
-                pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
+        run_until_done(config, log, db, runs, TOTAL, 120)
 
         # In the database: each step once, with its event and its outbox row.
         assert db_count(db, "SELECT count(DISTINCT ticket_id || '/' || step) FROM sla_step_runs") == TOTAL

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.stack import ROOT, imap_env
+import pytest
+
+from tests.support.stack import ROOT, imap_env, wait_until
 
 
 def start_daemon(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -50,3 +52,22 @@ def db_count(db: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def run_until_done(config_path: Path, log: Path, db: Path, count_sql: str, total: int, timeout: float) -> None:
+    """Start the daemon, wait until `count_sql` reaches `total` with nothing left to send, stop it
+    with SIGTERM; fail the test (with the end of the log) if it does not get there or does not stop."""
+    proc = start_daemon(config_path, log)
+    try:
+        done = wait_until(
+            lambda: (
+                db_count(db, count_sql) == total
+                and db_count(db, "SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
+            ),
+            timeout,
+            interval=0.1,
+        )
+        assert done, f"lavoro incompleto ({db_count(db, count_sql)}/{total}):\n{log.read_text()[-3000:]}"
+    finally:
+        if not stop_daemon(proc):
+            pytest.fail("il servizio non si è fermato entro 30 s da SIGTERM")
