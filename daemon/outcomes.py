@@ -78,6 +78,18 @@ class BatchIndex:
         return by_uid or self.rows.get((mailbox, "sha", digest))
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """One message being recorded, as every outcome action sees it."""
+
+    session: Session
+    mailbox: Mailbox
+    inbound: InboundMessage
+    analysis: Analysis
+    received_at: datetime
+    now: datetime
+
+
 class OutcomeActions:
     """One method per routing action; each records the outcome on the inbound row and returns whether
     mail was put in the outbox."""
@@ -89,28 +101,20 @@ class OutcomeActions:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _open(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        d = analysis.decision
-        msg = analysis.effective or analysis.envelope
+    def _open(self, a: Arrival) -> bool:
+        d = a.analysis.decision
+        msg = a.analysis.effective or a.analysis.envelope
         assert msg is not None
-        cls = analysis.classification
+        cls = a.analysis.classification
         ticket = open_ticket(
-            session,
+            a.session,
             NewTicket(
-                office=mailbox.office,
-                mailbox=mailbox.id,
-                requester=analysis.requester,
+                office=a.mailbox.office,
+                mailbox=a.mailbox.id,
+                requester=a.analysis.requester,
                 requester_name=msg.sender_name,
                 subject=msg.subject,
-                received_at=received_at,
+                received_at=a.received_at,
                 queue=d.queue,
                 assignee=d.assignees[0] if d.assignees else None,
                 codici_fiscali=tuple(getattr(cls, "codici_fiscali", ()) or ()),
@@ -118,223 +122,185 @@ class OutcomeActions:
                 tags=d.tags,
                 priority=d.priority,
                 sla_policy=d.sla,
-                pec_identificativo=getattr(analysis.pec, "identificativo", None) if analysis.pec else None,
+                pec_identificativo=getattr(a.analysis.pec, "identificativo", None) if a.analysis.pec else None,
             ),
-            now=now,
+            now=a.now,
             numbers=known.numbers if (known := getattr(self._local, "known", None)) is not None else None,
         )
         # no flush: the batch's single flush fills every key
-        self._file_incoming(session, ticket, inbound, analysis, received_at, "opened")
-        if analysis.envelope is not None and analysis.envelope is not msg and analysis.envelope.message_id:
+        self._file_incoming(a, ticket, "opened")
+        if a.analysis.envelope is not None and a.analysis.envelope is not msg and a.analysis.envelope.message_id:
             # Replies may quote the PEC envelope's id rather than the inner message's.
             add_message(
-                session,
+                a.session,
                 ticket.id,
                 direction="note",
-                at=received_at,
+                at=a.received_at,
                 author="sistema",
                 subject="busta PEC",
                 body="",
-                message_id=analysis.envelope.message_id,
-                inbound=inbound,
+                message_id=a.analysis.envelope.message_id,
+                inbound=a.inbound,
             )
         for hook in opened_hooks:
-            hook(session, ticket, analysis, now)
-        if analysis.suppress_ack or self._ack_budget_exhausted(session, analysis.requester, now):
+            hook(a.session, ticket, a.analysis, a.now)
+        if a.analysis.suppress_ack or self._ack_budget_exhausted(a.session, a.analysis.requester, a.now):
             add_event(
-                session,
+                a.session,
                 ticket.id,
                 "conferma_non_inviata",
                 actor="sistema",
-                at=now,
+                at=a.now,
                 note="il mittente non riceve risposte automatiche (limite o richiesta)",
             )
             return False
         templates = d.templates or (ACK_TEMPLATE,)
         for template in templates:
-            self._send(session, mailbox, inbound, analysis, template, ticket, now)
+            self._send(a, template, ticket)
         return True
 
-    def _file_incoming(
-        self,
-        session: Session,
-        ticket: Ticket,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        outcome: str,
-    ) -> None:
+    def _file_incoming(self, a: Arrival, ticket: Ticket, outcome: str) -> None:
         """The message as an incoming message of the ticket, and the inbound row pointing at it."""
-        msg = analysis.effective or analysis.envelope
+        msg = a.analysis.effective or a.analysis.envelope
         assert msg is not None
-        inbound.outcome = outcome
-        inbound.ticket = ticket
+        a.inbound.outcome = outcome
+        a.inbound.ticket = ticket
         add_message(
-            session,
+            a.session,
             ticket.id,
             direction="in",
-            at=received_at,
-            author=analysis.requester,
+            at=a.received_at,
+            author=a.analysis.requester,
             subject=msg.subject,
             body=msg.text_body[:_BODY_LIMIT],
             message_id=msg.message_id,
-            inbound=inbound,
+            inbound=a.inbound,
         )
 
-    def _append(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        d = analysis.decision
-        msg = analysis.effective or analysis.envelope
+    def _append(self, a: Arrival) -> bool:
+        d = a.analysis.decision
+        msg = a.analysis.effective or a.analysis.envelope
         assert msg is not None
-        target = d.target_ticket or analysis.reply_to_ticket
-        ticket = session.get(Ticket, target.upper()) if target else None
+        target = d.target_ticket or a.analysis.reply_to_ticket
+        ticket = a.session.get(Ticket, target.upper()) if target else None
         if ticket is None:  # the rule pointed to a ticket that is gone: open one rather than lose it
-            return self._open(session, mailbox, inbound, analysis, received_at, now)
-        self._file_incoming(session, ticket, inbound, analysis, received_at, "appended")
-        kind = "sollecito" if getattr(analysis.classification, "sollecito", False) else "messaggio"
+            return self._open(a)
+        self._file_incoming(a, ticket, "appended")
+        kind = "sollecito" if getattr(a.analysis.classification, "sollecito", False) else "messaggio"
         add_event(
-            session,
+            a.session,
             ticket.id,
             kind,
-            actor=analysis.requester,
-            at=now,
-            note=f"da {mailbox.id}",
-            data={"archivio": inbound.archive_ref},
+            actor=a.analysis.requester,
+            at=a.now,
+            note=f"da {a.mailbox.id}",
+            data={"archivio": a.inbound.archive_ref},
         )
-        ticket.updated_at = now
-        if ticket.state in ("in_attesa", "chiusa") and analysis.requester == ticket.requester:
+        ticket.updated_at = a.now
+        if ticket.state in ("in_attesa", "chiusa") and a.analysis.requester == ticket.requester:
             change_state(
-                session, ticket, "aperta", actor=analysis.requester, at=now, note="nuovo messaggio del richiedente"
+                a.session,
+                ticket,
+                "aperta",
+                actor=a.analysis.requester,
+                at=a.now,
+                note="nuovo messaggio del richiedente",
             )
         mailed = False
         for template in d.templates:
-            self._send(session, mailbox, inbound, analysis, template, ticket, now)
+            self._send(a, template, ticket)
             mailed = True
         return mailed
 
-    def _reject(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        inbound.outcome = "rejected"
-        if analysis.automatic or not analysis.requester:
-            inbound.detail = "nessuna risposta: mittente automatico o assente"
+    def _reject(self, a: Arrival) -> bool:
+        a.inbound.outcome = "rejected"
+        if a.analysis.automatic or not a.analysis.requester:
+            a.inbound.detail = "nessuna risposta: mittente automatico o assente"
             return False
-        if self._ack_budget_exhausted(session, analysis.requester, now):
-            inbound.detail = "nessuna risposta: limite giornaliero di risposte automatiche"
+        if self._ack_budget_exhausted(a.session, a.analysis.requester, a.now):
+            a.inbound.detail = "nessuna risposta: limite giornaliero di risposte automatiche"
             return False
-        for template in analysis.decision.templates:
-            self._send(session, mailbox, inbound, analysis, template, None, now)
-        return bool(analysis.decision.templates)
+        for template in a.analysis.decision.templates:
+            self._send(a, template, None)
+        return bool(a.analysis.decision.templates)
 
-    def _ignore(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        inbound.outcome = "ignored"
-        ticket = session.get(Ticket, analysis.decision.target_ticket) if analysis.decision.target_ticket else None
+    def _ignore(self, a: Arrival) -> bool:
+        a.inbound.outcome = "ignored"
+        ticket = a.session.get(Ticket, a.analysis.decision.target_ticket) if a.analysis.decision.target_ticket else None
         if ticket is None:
             return False
         # e.g. a PEC receipt filed on the ticket it refers to, as proof of acceptance and delivery
-        inbound.ticket = ticket
-        pec = analysis.pec
+        a.inbound.ticket = ticket
+        pec = a.analysis.pec
         receipt = getattr(pec, "receipt_type", None) if pec is not None and pec.kind == "ricevuta" else None
-        data: dict[str, Any] = {"archivio": inbound.archive_ref}
+        data: dict[str, Any] = {"archivio": a.inbound.archive_ref}
         if receipt:
             data.update(
                 ricevuta=receipt,
                 identificativo=pec.identificativo,
                 riferimento=pec.riferimento_message_id,
                 data=pec.data.isoformat() if pec.data else None,
-                archivio=inbound.archive_ref,
+                archivio=a.inbound.archive_ref,
             )
         add_event(
-            session,
+            a.session,
             ticket.id,
-            f"ricevuta_pec_{receipt}" if receipt else (analysis.decision.reason or "archiviato"),
+            f"ricevuta_pec_{receipt}" if receipt else (a.analysis.decision.reason or "archiviato"),
             actor="sistema",
-            at=now,
+            at=a.now,
             note=f"ricevuta PEC di {receipt}" if receipt else "",
             data=data,
         )
         if receipt in PEC_FAILURE_RECEIPTS:
-            return self._pec_delivery_failed(session, mailbox, inbound, analysis, ticket, receipt, now)
+            return self._pec_delivery_failed(a, ticket, receipt)
         return False
 
-    def _pec_delivery_failed(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        ticket: Ticket,
-        receipt: str,
-        now: datetime,
-    ) -> bool:
+    def _pec_delivery_failed(self, a: Arrival, ticket: Ticket, receipt: str) -> bool:
         """Our PEC did not reach its recipient: the admin gets an alert, the ticket's referents an email."""
-        session.add(
+        a.session.add(
             Alert(
-                at=now,
+                at=a.now,
                 kind="pec_non_consegnata",
-                mailbox=mailbox.id,
+                mailbox=a.mailbox.id,
                 ticket_id=ticket.id,
-                inbound=inbound,
+                inbound=a.inbound,
                 note=f"ricevuta PEC di {receipt} per la pratica {ticket.id}",
             )
         )
         referents = self._referents(ticket)
         if not referents:
             return False
-        ctx = self._context(mailbox, analysis, ticket, now)
-        ctx["ricevuta"] = {"tipo": receipt, "errore": getattr(analysis.pec, "errore_esteso", None)}
+        ctx = self._context(a, ticket)
+        ctx["ricevuta"] = {"tipo": receipt, "errore": getattr(a.analysis.pec, "errore_esteso", None)}
         ctx["pratica"] = {"id": ticket.id, "oggetto": ticket.subject, "richiedente": ticket.requester}
         enqueue_email(
-            session,
+            a.session,
             self.config,
             self.renderer,
             EmailRequest(
-                mailbox_id=mailbox.id,
+                mailbox_id=a.mailbox.id,
                 to=tuple(referents),
                 template=PEC_FAILURE_TEMPLATE,
                 context=ctx,
                 ticket_id=ticket.id,
-                inbound=inbound,
+                inbound=a.inbound,
             ),
-            now=now,
+            now=a.now,
         )
         return True
 
-    def _alert_unverified_pec(
-        self, session: Session, mailbox: Mailbox, inbound: InboundMessage, analysis: Analysis, now: datetime
-    ) -> None:
+    def _alert_unverified_pec(self, a: Arrival) -> None:
         """Looks like PEC but does not verify: never genuine, and the admin must know (forgery or breakage)."""
-        pec = analysis.pec
-        session.add(
+        pec = a.analysis.pec
+        a.session.add(
             Alert(
-                at=now,
+                at=a.now,
                 kind="pec_non_verificata",
-                mailbox=mailbox.id,
-                inbound=inbound,
+                mailbox=a.mailbox.id,
+                inbound=a.inbound,
                 note=(
                     f"messaggio con aspetto di PEC ({getattr(pec, 'looks_like', None) or '?'}) non verificato: "
-                    f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {inbound.archive_ref}"
+                    f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {a.inbound.archive_ref}"
                 ),
             )
         )
@@ -346,60 +312,44 @@ class OutcomeActions:
             return [people[ticket.assignee].address]
         return [p.address for p in self.config.people_with_role("referente", ticket.office)]
 
-    def _forward(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        inbound.outcome = "forwarded"
-        d = analysis.decision
+    def _forward(self, a: Arrival) -> bool:
+        a.inbound.outcome = "forwarded"
+        d = a.analysis.decision
         if not d.forward_to:
             return False
-        ctx = self._context(mailbox, analysis, None, now)
-        ctx["messaggio"]["data_ricezione"] = inbound.received_at
+        ctx = self._context(a, None)
+        ctx["messaggio"]["data_ricezione"] = a.inbound.received_at
         enqueue_email(
-            session,
+            a.session,
             self.config,
             self.renderer,
             EmailRequest(
-                mailbox_id=mailbox.id,
+                mailbox_id=a.mailbox.id,
                 to=tuple(d.forward_to),
                 template=FORWARD_TEMPLATE,
                 context=ctx,
-                inbound=inbound,
+                inbound=a.inbound,
                 # The recipient gets the message itself (a PEC with its envelope and signature).
-                attached_message=self.archive.load(inbound.archive_ref),
-                reply_to=analysis.requester or None,  # the recipient answers the sender directly
+                attached_message=self.archive.load(a.inbound.archive_ref),
+                reply_to=a.analysis.requester or None,  # the recipient answers the sender directly
             ),
-            now=now,
+            now=a.now,
         )
         for template in d.templates:  # e.g. telling the sender where the message went
-            self._send(session, mailbox, inbound, analysis, template, None, now)
+            self._send(a, template, None)
         return True
 
-    def _quarantine(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        received_at: datetime,
-        now: datetime,
-    ) -> bool:
-        inbound.outcome = "quarantined"
-        inbound.reason = inbound.reason or (analysis.failure.reason if analysis.failure else "quarantena")
-        inbound.detail = analysis.failure.detail if analysis.failure else None
-        session.add(
+    def _quarantine(self, a: Arrival) -> bool:
+        a.inbound.outcome = "quarantined"
+        a.inbound.reason = a.inbound.reason or (a.analysis.failure.reason if a.analysis.failure else "quarantena")
+        a.inbound.detail = a.analysis.failure.detail if a.analysis.failure else None
+        a.session.add(
             Alert(
-                at=now,
+                at=a.now,
                 kind="quarantena",
-                mailbox=mailbox.id,
-                inbound=inbound,
-                note=f"messaggio in quarantena ({inbound.reason}); copia esatta in {inbound.archive_ref}",
+                mailbox=a.mailbox.id,
+                inbound=a.inbound,
+                note=f"messaggio in quarantena ({a.inbound.reason}); copia esatta in {a.inbound.archive_ref}",
             )
         )
         return False
@@ -419,18 +369,23 @@ class OutcomeActions:
         # the current message is already counted
         return int(count) > self.config.outbound.max_acks_per_sender_per_day
 
-    def _context(self, mailbox: Mailbox, analysis: Analysis, ticket: Ticket | None, now: datetime) -> dict[str, Any]:
-        msg = analysis.effective or analysis.envelope
-        office = self.config.office(mailbox.office)
+    def _context(self, a: Arrival, ticket: Ticket | None) -> dict[str, Any]:
+        msg = a.analysis.effective or a.analysis.envelope
+        office = self.config.office(a.mailbox.office)
         return {
             "messaggio": {
                 "oggetto": msg.subject if msg else "",
-                "mittente": analysis.requester,
+                "mittente": a.analysis.requester,
                 "nome_mittente": msg.sender_name if msg else "",
-                "data_ricezione": analysis.signed_at or now,
+                "data_ricezione": a.analysis.signed_at or a.now,
                 "message_id": msg.message_id if msg else None,
             },
-            "casella": {"id": mailbox.id, "indirizzo": mailbox.address, "nome": mailbox.name, "tipo": mailbox.kind},
+            "casella": {
+                "id": a.mailbox.id,
+                "indirizzo": a.mailbox.address,
+                "nome": a.mailbox.name,
+                "tipo": a.mailbox.kind,
+            },
             "ufficio": {"id": office.id, "nome": office.name},
             "ticket": None
             if ticket is None
@@ -439,64 +394,55 @@ class OutcomeActions:
                 "scadenza": ticket.due_at,
                 "coda": ticket.queue,
             },
-            "motivo": analysis.decision.reason,
-            "classificazione": analysis.classification.to_dict() if analysis.classification is not None else {},
-            "parametri": dict(analysis.decision.params),
+            "motivo": a.analysis.decision.reason,
+            "classificazione": a.analysis.classification.to_dict() if a.analysis.classification is not None else {},
+            "parametri": dict(a.analysis.decision.params),
             "giorni_risposta": self.config.instance.answer_working_days,
         }
 
-    def _send(
-        self,
-        session: Session,
-        mailbox: Mailbox,
-        inbound: InboundMessage,
-        analysis: Analysis,
-        template: str,
-        ticket: Ticket | None,
-        now: datetime,
-    ) -> None:
-        msg = analysis.effective or analysis.envelope
-        ctx = self._context(mailbox, analysis, ticket, now)
-        ctx["messaggio"]["data_ricezione"] = inbound.received_at
+    def _send(self, a: Arrival, template: str, ticket: Ticket | None) -> None:
+        msg = a.analysis.effective or a.analysis.envelope
+        ctx = self._context(a, ticket)
+        ctx["messaggio"]["data_ricezione"] = a.inbound.received_at
         row = enqueue_email(
-            session,
+            a.session,
             self.config,
             self.renderer,
             EmailRequest(
-                mailbox_id=mailbox.id,
-                to=(analysis.requester,),
+                mailbox_id=a.mailbox.id,
+                to=(a.analysis.requester,),
                 template=template,
                 context=ctx,
                 ticket_id=ticket.id if ticket else None,
                 ticket=ticket,
-                inbound=inbound,
+                inbound=a.inbound,
                 in_reply_to=msg.message_id if msg else None,
                 references=tuple(
                     (msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())
                 ),
             ),
-            now=now,
+            now=a.now,
         )
         if ticket is not None:
             # the outbox key is filled at the batch's flush, through the relationship
             add_message(
-                session,
+                a.session,
                 ticket.id,
                 direction="out",
-                at=now,
-                author=mailbox.address,
+                at=a.now,
+                author=a.mailbox.address,
                 subject=row.subject,
                 body="",
                 message_id=row.message_id,
                 outbox=row,
             )
             add_event(
-                session,
+                a.session,
                 ticket.id,
                 "email_in_uscita",
                 actor="sistema",
-                at=now,
-                note=f"{template} a {mask(analysis.requester)}",
+                at=a.now,
+                note=f"{template} a {mask(a.analysis.requester)}",
                 data={"message_id": row.message_id},
             )
 

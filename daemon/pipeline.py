@@ -26,7 +26,15 @@ from sqlalchemy.sql import ColumnElement
 from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
 from daemon.outbound.templates import TemplateRenderer
-from daemon.outcomes import ACK_WINDOW, BatchIndex, OutcomeActions, json_safe, opened_hooks, recent_message_counts
+from daemon.outcomes import (
+    ACK_WINDOW,
+    Arrival,
+    BatchIndex,
+    OutcomeActions,
+    json_safe,
+    opened_hooks,
+    recent_message_counts,
+)
 from daemon.tickets import DEFERRED_ROWS, DeferredRows, add_event
 from storage.archive import RawArchive
 from storage.db import SessionFactory
@@ -339,9 +347,10 @@ class Pipeline(OutcomeActions):
             "forward": self._forward,
             "quarantine": self._quarantine,
         }.get(action, self._quarantine)
-        mailed = handler(session, mailbox, inbound, analysis, received_at, now)
+        arrival = Arrival(session, mailbox, inbound, analysis, received_at, now)
+        mailed = handler(arrival)
         if analysis.pec is not None and analysis.pec.kind == "non_verificata":
-            self._alert_unverified_pec(session, mailbox, inbound, analysis, now)
+            self._alert_unverified_pec(arrival)
         log.info(
             "casella=%s uid=%s esito=%s motivo=%s regola=%s pratica=%s",
             item.mailbox_id,
