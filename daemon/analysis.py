@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.message import ParsedMessage, UnparseableMessage
+from daemon.pec.model import PecAnalysis
 
 __all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision", "oversized_decision"]
 
@@ -44,6 +45,9 @@ class DecisionLike(Protocol):
     def target_ticket(self) -> str | None: ...
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+_NO_PEC = PecAnalysis(kind="none")  # what the analysis says of mail that is not PEC
 
 
 @dataclass(frozen=True)
@@ -105,20 +109,7 @@ class Analysis:
         }
         if self.classification is not None:
             out.update(self.classification.to_dict())
-        pec = (
-            self.pec.to_dict()
-            if self.pec is not None
-            else {
-                "pec_kind": "none",
-                "pec_verified": False,
-                "pec_receipt_type": None,
-                "pec_identificativo": None,
-                "pec_mittente": None,
-                "pec_data": None,
-                "pec_failure": None,
-            }
-        )
-        out.update(pec)
+        out.update((self.pec if self.pec is not None else _NO_PEC).to_dict())
         out.update(self.decision.to_dict())
         out["reply_to_ticket"] = self.reply_to_ticket
         return out
