@@ -10,6 +10,7 @@ commit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
@@ -58,10 +59,14 @@ class InboundItem:
     oversized: bool = False  # only the header was fetched; the whole is on the IMAP server
     size: int | None = None
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the bytes: the archive's name for them and the duplicate check's key."""
+        return hashlib.sha256(self.raw).hexdigest()
+
 
 @dataclass(frozen=True)
 class _Prepared:
-    digest: str
     archive_ref: str
     analysis: Analysis
     now: datetime
@@ -154,14 +159,13 @@ class Pipeline(OutcomeActions):
             lookups = session_lookups(session)
             for item in items:
                 try:
-                    digest = hashlib.sha256(item.raw).hexdigest()
                     now = self.clock()
-                    ref = self.archive.store(item.raw, digest, defer_sync=True)
+                    ref = self.archive.store(item.raw, item.digest, defer_sync=True)
                     analysis = self.analyser(item.raw, self.config.mailbox(item.mailbox_id), lookups)
                 except Exception:  # redone, and then recorded as an internal error, in the write phase
                     out.append(None)
                     continue
-                out.append(_Prepared(digest, ref, analysis, now))
+                out.append(_Prepared(ref, analysis, now))
         return out
 
     def _batch(self, items: Sequence[InboundItem], *, isolate: bool) -> list[Outcome]:
@@ -211,7 +215,7 @@ class Pipeline(OutcomeActions):
         for item in items:
             by_box.setdefault(item.mailbox_id, []).append(item)
         for box, group in by_box.items():
-            digests = [hashlib.sha256(i.raw).hexdigest() for i in group]
+            digests = [i.digest for i in group]
             uids = [i.uid for i in group if i.uid is not None]
             cond: ColumnElement[bool] = InboundMessage.raw_sha256.in_(digests)
             if uids:
@@ -285,7 +289,7 @@ class Pipeline(OutcomeActions):
         ready: _Prepared | None = None,
     ) -> tuple[InboundMessage, bool, bool]:
         """(recorded row, whether it was recorded before, whether mail was enqueued)."""
-        digest = ready.digest if ready else hashlib.sha256(item.raw).hexdigest()
+        digest = item.digest
         existing = self._existing(session, item, digest, known)
         if existing is not None:
             return existing, True, False
@@ -400,7 +404,7 @@ class Pipeline(OutcomeActions):
     def _record_internal_error(
         self, session: Session, item: InboundItem, exc: Exception
     ) -> tuple[InboundMessage, bool, bool]:
-        digest = hashlib.sha256(item.raw).hexdigest()
+        digest = item.digest
         now = self.clock()
         existing = self._existing(session, item, digest)
         if existing is not None:
