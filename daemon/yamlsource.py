@@ -130,8 +130,13 @@ def load_yaml(path: Path | str, text: str | None = None) -> YamlDocument:
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(YamlProblem(file, None, "", "il file non è in UTF-8")) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse: the node tree gives the line numbers, and the data is built from it.
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         raise YamlSyntaxError(YamlProblem(file, *_syntax_problem(exc))) from exc
     except yaml.YAMLError as exc:
