@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from daemon.classify import classify, load_vocabularies, valid_codice_fiscale  # noqa: E402
 from daemon.classify import codes as codes_module  # noqa: E402
 from daemon.classify import text as text_module  # noqa: E402
-from daemon.message import parse_message  # noqa: E402
+from daemon.mail.message import parse_message  # noqa: E402
 from tests.classify.corpus import CORPUS, FIELDS, OPTIONAL_FIELDS, RULES, load_corpus, mismatches, raw_email  # noqa: E402
 
 TARGETS = {"codici_fiscali": 0.98, "gestione": 0.95, "istanza": 0.95, "telematizzata": 0.95}

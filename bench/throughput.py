@@ -42,7 +42,7 @@ MAILBOX = "fe-credito"
 
 def _start_sink(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.outbound.sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
+        [sys.executable, "-m", "daemon.demo.smtp_sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -16,7 +16,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.workcalendar import CalendarSettings
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml, pydantic_problems
+from daemon.yamlfiles.source import (
+    YamlDocument,
+    YamlProblem,
+    YamlProblems,
+    YamlSyntaxError,
+    load_yaml,
+    pydantic_problems,
+)
 
 __all__ = [
     "ArchiveConfig",

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.analysis import Lookups
 from daemon.config import Config
+from daemon.core.analysis import Lookups
+from daemon.core.pipeline import InboundItem, Outcome, Pipeline
 from daemon.intake.imap import FetchedMessage
-from daemon.pipeline import InboundItem, Outcome, Pipeline
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 from storage.models import Alert
@@ -30,7 +30,7 @@ def _utcnow() -> datetime:
 class Service:
     def __init__(self, config: Config, *, clock: Callable[[], datetime] = _utcnow, migrate: bool = True) -> None:
         from daemon.classify import load_vocabularies
-        from daemon.decide import MessageAnalyser
+        from daemon.core.message_analyser import MessageAnalyser
         from daemon.outbound.templates import TemplateRenderer
         from daemon.pec.settings import load_pec_trust
         from daemon.rules import RuleStore
@@ -108,7 +108,7 @@ class Service:
         mailbox = self.config.mailbox(mailbox_id)
         if not use_db:
             return self.analyser(raw, mailbox, Lookups.empty()).to_dict()
-        from daemon.pipeline import session_lookups
+        from daemon.core.pipeline import session_lookups
 
         with self.session_factory() as session:
             return self.analyser(raw, mailbox, session_lookups(session)).to_dict()

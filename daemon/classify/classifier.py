@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from daemon.classify.codes import find_codes, find_matricola
 from daemon.classify.text import Found, Phrase, Tokens, tokens
 from daemon.classify.vocabulary import Entry, Grammar, Vocabularies
-from daemon.message import ParsedMessage
+from daemon.mail.message import ParsedMessage
 
 __all__ = ["Classification", "Evidence", "classify", "find_ticket_ids"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.classify.text import Lexicon, Phrase, fold, phrase
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
+from daemon.yamlfiles.source import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 __all__ = ["Entry", "Grammar", "Vocabularies", "VocabularyError", "load_vocabularies"]
 

@@ -19,7 +19,7 @@ from daemon.cli import rules as rules_cli
 from daemon.cli import sla as sla_cli
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.cli.views import inbound_view, outbox_view, ticket_detail, ticket_summary
-from daemon.logmask import MaskingFilter
+from daemon.ops.logmask import MaskingFilter
 from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
 
 app = typer.Typer(
@@ -91,7 +91,7 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Elabora file .eml come se fossero arrivati nella casella indicata."""
-    from daemon.pipeline import InboundItem
+    from daemon.core.pipeline import InboundItem
 
     when = _parse_time(received_at)
     cfg = get_config(config)
@@ -144,7 +144,7 @@ def explain(
     except OSError as exc:
         fail(f"impossibile leggere {file}: {exc.strerror}")
         raise
-    from daemon.explain import render_explanation
+    from daemon.core.explain import render_explanation
 
     service = get_service(config)
     result = service.explain(raw, mailbox)
@@ -303,7 +303,7 @@ def demo(
     timeout: Annotated[float, typer.Option("--timeout", help="Secondi massimi di attesa.")] = 60.0,
 ) -> None:
     """Dimostrazione completa: server IMAP e SMTP locali, posta di esempio, elaborazione, risultati."""
-    from daemon.demo import run_demo
+    from daemon.demo.run import run_demo
 
     setup_logging(False)
     logging.getLogger().setLevel(logging.WARNING)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, get_config
 from daemon.config import Config
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
+from daemon.yamlfiles.source import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 app = typer.Typer(help="Regole di smistamento: verifica e prova su messaggi di esempio.", no_args_is_help=True)
 
@@ -292,7 +292,7 @@ def _case(
 
 
 def _lookups(case: Case) -> Any:
-    from daemon.analysis import Lookups
+    from daemon.core.analysis import Lookups
 
     return Lookups(
         ticket_exists=lambda t: t.upper() in case.tickets,
@@ -332,7 +332,7 @@ def _summary(values: dict[str, Any]) -> str:
 def build_analyser(cfg: Config, rules_dir: Path) -> Any:
     """The pipeline's MessageAnalyser over `rules_dir`, without a database."""
     from daemon.classify import load_vocabularies
-    from daemon.decide import MessageAnalyser
+    from daemon.core.message_analyser import MessageAnalyser
     from daemon.outbound.templates import TemplateRenderer
     from daemon.pec.settings import load_pec_trust
     from daemon.rules import RuleStore

@@ -15,7 +15,7 @@ from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
-from daemon.autoreply import LOOP_HEADER
+from daemon.mail.autoreply import LOOP_HEADER
 
 __all__ = ["compose_email", "new_message_id"]
 

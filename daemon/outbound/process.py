@@ -51,7 +51,7 @@ def _child(
     stop: multiprocessing.synchronize.Event,
     log_level: int,
 ) -> None:
-    from daemon.logmask import MaskingFilter
+    from daemon.ops.logmask import MaskingFilter
     from daemon.outbound.sender import OutboxSender
     from storage.db import make_engine, make_session_factory
 

@@ -17,9 +17,9 @@ from typing import NamedTuple, Protocol, cast
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 
 from daemon.config import Config
-from daemon.logmask import mask
+from daemon.core.tickets import add_event
+from daemon.ops.logmask import mask
 from daemon.outbound.smtp import SendResult, SmtpConnection
-from daemon.tickets import add_event
 from storage.db import SessionFactory
 from storage.models import Alert, Outbox, OutboxAttempt
 

@@ -1,4 +1,4 @@
-"""What the rules can test: the facts of one message, plain data built by daemon.decide."""
+"""What the rules can test: the facts of one message, plain data built by daemon.core.message_analyser."""
 
 from __future__ import annotations
 

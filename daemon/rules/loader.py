@@ -13,7 +13,7 @@ from typing import Any
 from daemon.config import Config
 from daemon.rules.facts import FACT_NAMES
 from daemon.rules.model import ACTIONS, Condition, Rule, Ruleset
-from daemon.yamlsource import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
+from daemon.yamlfiles.source import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
 
 __all__ = ["REASONS", "RulesError", "load_ruleset", "parse_ruleset", "vocabulary_ids", "vocabulary_values"]
 

@@ -7,9 +7,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from daemon.config import Config
-from daemon.hotreload import Reloading
 from daemon.rules.loader import RULES_FILE, RulesError, load_ruleset, vocabulary_values
 from daemon.rules.model import Ruleset
+from daemon.yamlfiles.hotreload import Reloading
 
 __all__ = ["RuleStore"]
 

@@ -93,7 +93,7 @@ def runtime_for(session: Session) -> SlaRuntime | None:
 
 def install_hooks(service: Any) -> SlaRuntime | None:
     """Build this service's runtime and register the ticket hooks (once per process)."""
-    from daemon import pipeline, tickets
+    from daemon.core import pipeline, tickets
     from daemon.sla import hooks
 
     rules_dir = getattr(service, "rules_dir", None) or Path(service.config.base_dir) / "routing_rules"

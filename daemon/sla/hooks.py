@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from daemon.core.tickets import add_event
 from daemon.outbound.templates import data_it
 from daemon.sla import SlaRuntime, runtime_for
 from daemon.sla.clock import due_for, next_pending, plan, resume_due, step_time
 from daemon.sla.policies import Policy
-from daemon.tickets import add_event
 from storage.models import Ticket
 from storage.models_sla import SlaClock
 

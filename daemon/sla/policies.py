@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from daemon.hotreload import Reloading
-from daemon.yamlsource import (
+from daemon.yamlfiles.hotreload import Reloading
+from daemon.yamlfiles.source import (
     YamlDocument,
     YamlProblem,
     YamlProblems,

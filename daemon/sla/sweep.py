@@ -21,13 +21,13 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from daemon.logmask import mask
+from daemon.core.tickets import change_state
+from daemon.ops.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.sla import SlaRuntime
 from daemon.sla.clock import PlannedStep, due_for, plan, working_days_late
 from daemon.sla.hooks import ACTOR, RESPONSE, start_clock
 from daemon.sla.policies import Policy
-from daemon.tickets import change_state
 from storage.db import SessionFactory
 from storage.models import Alert, Outbox, Ticket, TicketEvent, TicketMessage
 from storage.models_sla import SlaClock, SlaStepRun

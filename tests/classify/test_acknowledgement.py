@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from daemon.config import Config
-from daemon.message import parse_message
-from daemon.pipeline import InboundItem
+from daemon.core.pipeline import InboundItem
+from daemon.mail.message import parse_message
 from daemon.service import Service
 from storage.models import Outbox, Ticket
 from tests.support.stack import citizen_mail

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from daemon.classify import classify, find_codes, load_vocabularies, valid_codice_fiscale
 from daemon.classify.codes import check_character
-from daemon.message import ParsedMessage
+from daemon.mail.message import ParsedMessage
 from tests.classify.corpus import RULES
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

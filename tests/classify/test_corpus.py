@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from daemon.classify import Classification, classify, load_vocabularies
-from daemon.message import parse_message
+from daemon.mail.message import parse_message
 from tests.classify.corpus import FIELDS, OPTIONAL_FIELDS, RULES, Case, load_corpus, mismatches, raw_email
 
 CASES = load_corpus()

@@ -63,7 +63,7 @@ def test_abbreviation_pattern_is_the_plain_look_behind() -> None:
 _EVIDENCE_SCRIPT = """
 import json, string, sys
 from daemon.classify import classify, load_vocabularies
-from daemon.message import parse_message
+from daemon.mail.message import parse_message
 from tests.classify.corpus import RULES
 vocab = load_vocabularies(RULES)
 lexicon = vocab.lexicon

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.classify import Classification, VocabularyError, classify, load_vocabularies
 from daemon.classify.vocabulary import FILES
-from daemon.message import ParsedMessage
+from daemon.mail.message import ParsedMessage
 from tests.classify.corpus import RULES
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.message import UnparseableMessage, parse_message, safe_filename
+from daemon.mail.message import UnparseableMessage, parse_message, safe_filename
 
 
 def test_encoded_headers_and_quoted_printable_body() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from daemon.config import Config
-from daemon.message import parse_message
-from daemon.pipeline import InboundItem
+from daemon.core.pipeline import InboundItem
+from daemon.mail.message import parse_message
 from daemon.service import Service
 from storage.models import InboundMessage, Outbox
 from tests.support.stack import citizen_mail

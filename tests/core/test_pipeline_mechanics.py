@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.analysis import Analysis, Lookups, SystemDecision
-from daemon.autoreply import automatic_reason
 from daemon.config import Config, Mailbox
-from daemon.message import UnparseableMessage, parse_message
+from daemon.core.analysis import Analysis, Lookups, SystemDecision
+from daemon.core.pipeline import InboundItem, Pipeline
+from daemon.mail.autoreply import automatic_reason
+from daemon.mail.message import UnparseableMessage, parse_message
 from daemon.outbound.templates import TemplateRenderer
-from daemon.pipeline import InboundItem, Pipeline
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_session_factory
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketEvent, TicketMessage

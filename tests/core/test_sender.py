@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Config
+from daemon.core.pipeline import InboundItem
+from daemon.demo.smtp_sink import SmtpSink
 from daemon.outbound.sender import CLAIM_BATCH, OutboxSender
-from daemon.outbound.sink import SmtpSink
 from daemon.outbound.smtp import SendResult, SmtpConnection
-from daemon.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, Outbox, OutboxAttempt, TicketEvent
 from tests.support.stack import citizen_mail, stack_config

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.outbound.sink import SmtpSink
+from daemon.demo.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +126,7 @@ def test_wait_for_is_bounded_and_stop_is_idempotent() -> None:
 def test_cli_prints_the_port_spools_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     spool = tmp_path / "cli-spool"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.outbound.sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
+        [sys.executable, "-m", "daemon.demo.smtp_sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

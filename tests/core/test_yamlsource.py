@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.yamlsource import YamlSyntaxError, load_yaml
+from daemon.yamlfiles.source import YamlSyntaxError, load_yaml
 
 CASES = [
     (

@@ -16,12 +16,12 @@ from tests.support.stack import stack_config
 class Stack:
     config: Config
     imap: object  # tests.servers.dovecot.DovecotServer
-    sink: object  # daemon.outbound.sink.SmtpSink
+    sink: object  # daemon.demo.smtp_sink.SmtpSink
 
 
 @pytest.fixture
 def stack(shipped_config: Config, dovecot: object, tmp_path: Path) -> Iterator[Stack]:
-    from daemon.outbound.sink import SmtpSink
+    from daemon.demo.smtp_sink import SmtpSink
 
     sink = SmtpSink("127.0.0.1", 0, spool_dir=tmp_path / "sink")
     sink.start()

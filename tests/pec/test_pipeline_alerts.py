@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Config
-from daemon.pipeline import InboundItem
+from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, InboundMessage, Ticket
 from tests.conftest import PEC_SAMPLES

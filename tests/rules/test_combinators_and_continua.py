@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from daemon.cli.main import app
 from daemon.config import Config, load_config
-from daemon.explain import render_explanation
+from daemon.core.explain import render_explanation
+from daemon.core.pipeline import InboundItem
 from daemon.outbound.templates import TemplateRenderer
-from daemon.pipeline import InboundItem
 from daemon.rules import RoutingFacts, RulesError, Ruleset, evaluate, load_ruleset
 from daemon.rules.loader import vocabulary_values
 from daemon.service import Service

@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Config, Mailbox
+from daemon.core.pipeline import InboundItem, Outcome
+from daemon.demo.smtp_sink import SmtpSink, SunkMessage
 from daemon.outbound.sender import OutboxSender
-from daemon.outbound.sink import SmtpSink, SunkMessage
-from daemon.pipeline import InboundItem, Outcome
 from daemon.rules import RoutingFacts, evaluate, load_ruleset
 from daemon.service import Service
 from storage.models import InboundMessage, Outbox, Ticket, TicketEvent

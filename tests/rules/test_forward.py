@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.config import Config
+from daemon.core.pipeline import InboundItem
+from daemon.demo.smtp_sink import SmtpSink
 from daemon.outbound.sender import OutboxSender
-from daemon.outbound.sink import SmtpSink
-from daemon.pipeline import InboundItem
 from daemon.rules.loader import RulesError, load_ruleset
 from daemon.service import Service
 from storage.models import Outbox, Ticket

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
+from daemon.core.pipeline import InboundItem
 from daemon.outbound.templates import TemplateRenderer
-from daemon.pipeline import InboundItem
 from daemon.rules import RoutingFacts, RuleStore, evaluate
 from daemon.service import Service
 from storage.models import InboundMessage, Ticket

@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import select
 
 from daemon.config import Config
+from daemon.core.pipeline import InboundItem, Outcome
+from daemon.core.tickets import change_state
+from daemon.demo.smtp_sink import SmtpSink
 from daemon.outbound.sender import OutboxSender
-from daemon.outbound.sink import SmtpSink
-from daemon.pipeline import InboundItem, Outcome
 from daemon.service import Service
 from daemon.sla import SlaRuntime, runtime_for_engine
 from daemon.sla.sweep import SlaSweeper, SweepStats
-from daemon.tickets import change_state
 from storage.models import Outbox, Ticket, TicketEvent
 from tests.support.stack import stack_config
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
-from daemon.outbound.sink import SmtpSink
-from daemon.pipeline import InboundItem
+from daemon.core.pipeline import InboundItem
+from daemon.demo.smtp_sink import SmtpSink
 from daemon.service import Service
 from tests.support.daemon_process import db_count, kill_daemon, run_until_done, start_daemon
 from tests.support.stack import citizen_mail, stack_config, wait_until, write_config

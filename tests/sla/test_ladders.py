@@ -7,9 +7,9 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
+from daemon.core.tickets import NewTicket, open_ticket
 from daemon.sla.digest import send_digests
 from daemon.sla.hooks import on_ticket_opened
-from daemon.tickets import NewTicket, open_ticket
 from storage.models_sla import SlaClock, SlaDigest, SlaStepRun
 from tests.sla.conftest import SlaBench, mail, rome
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from daemon import pipeline, tickets
+from daemon.core import pipeline, tickets
 from daemon.service import Service
 from daemon.sla import hooks, runtime_for_engine
 from storage.models import Outbox, Ticket
@@ -30,7 +30,7 @@ def test_hooks_are_registered_once_and_follow_each_service(sla: SlaBench, shippe
         assert sla.ticket(tid).due_at.astimezone(rome(2026, 1, 1).tzinfo).date() == dt.date(2026, 11, 30)
         runtime = runtime_for_engine(other.engine)
         assert runtime is not None and runtime.settings.cutoff_hour == 9
-        from daemon.pipeline import InboundItem
+        from daemon.core.pipeline import InboundItem
         from tests.sla.conftest import mail
 
         raw = mail(other_cfg.mailbox("fe-credito").address, "x@posta.example", "Artigiani - avviso bonario 9/2026")
@@ -106,7 +106,7 @@ def test_without_sla_yaml_the_clock_is_off_and_nothing_breaks(shipped_config, tm
         assert runtime_for_engine(service.engine) is None
         assert start_scheduler(service) is None
         raw = mail(cfg.mailbox("fe-credito").address, "x@posta.example", "Artigiani - avviso bonario 3/2026")
-        from daemon.pipeline import InboundItem
+        from daemon.core.pipeline import InboundItem
 
         [out] = service.ingest([InboundItem(raw=raw, mailbox_id="fe-credito", received_at=rome(2026, 11, 16, 10))])
         assert out.outcome == "opened"

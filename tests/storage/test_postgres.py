@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from daemon.config import Config
+from daemon.core.pipeline import InboundItem
+from daemon.demo.smtp_sink import SmtpSink
 from daemon.outbound.sender import OutboxSender
-from daemon.outbound.sink import SmtpSink
-from daemon.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import InboundMessage, Outbox, Ticket
 from tests.support.stack import citizen_mail, stack_config

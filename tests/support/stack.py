@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from daemon.config import Config, load_config
-from daemon.demo import DEMO_PASSWORD, demo_config
+from daemon.demo.run import DEMO_PASSWORD, demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAP_PASSWORD_ENV = "SPORTELLO_IMAP_PASSWORD"

@@ -2,7 +2,7 @@
 
 Every intake path (IMAP, `ingest`) calls this. The pure analysis (parse, PEC, classify, route) is
 injected and runs before the write transaction; this module owns batches, idempotency (IMAP UID,
-content hash, Message-ID) and the transaction; daemon.outcomes turns each decision into rows (ticket,
+content hash, Message-ID) and the transaction; daemon.core.outcomes turns each decision into rows (ticket,
 messages, audit events, outbox). Nothing here sends mail or touches IMAP; callers act only after the
 commit.
 """
@@ -24,10 +24,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from daemon.analysis import Analysis, Lookups, oversized_decision
 from daemon.config import Config, Mailbox
-from daemon.outbound.templates import TemplateRenderer
-from daemon.outcomes import (
+from daemon.core.analysis import Analysis, Lookups, oversized_decision
+from daemon.core.outcomes import (
     ACK_WINDOW,
     Arrival,
     BatchIndex,
@@ -36,7 +35,8 @@ from daemon.outcomes import (
     opened_hooks,
     recent_message_counts,
 )
-from daemon.tickets import DEFERRED_ROWS, DeferredRows, add_event
+from daemon.core.tickets import DEFERRED_ROWS, DeferredRows, add_event
+from daemon.outbound.templates import TemplateRenderer
 from storage.archive import RawArchive
 from storage.db import SessionFactory
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketMessage

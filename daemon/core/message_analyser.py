@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from daemon.analysis import Analysis, Lookups, SystemDecision, oversized_decision
-from daemon.autoreply import automatic_reason, wants_no_autoreply
 from daemon.classify import Classification, Vocabularies, classify, find_ticket_ids
 from daemon.config import Config, Mailbox
-from daemon.message import ParsedMessage, UnparseableMessage, parse_message
+from daemon.core.analysis import Analysis, Lookups, SystemDecision, oversized_decision
+from daemon.mail.autoreply import automatic_reason, wants_no_autoreply
+from daemon.mail.message import ParsedMessage, UnparseableMessage, parse_message
 from daemon.pec import PecAnalysis, PecTrust, analyse_pec
 from daemon.rules import RoutingFacts, RuleStore, evaluate
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from daemon.config import Config
-from daemon.demo_mail import demo_messages
+from daemon.demo.sample_mail import demo_messages
 from storage.models import InboundMessage, Outbox, Ticket
 
 DEMO_PASSWORD = "demo"
@@ -60,8 +60,8 @@ def demo_config(config: Config, workdir: Path, imap_port: int, smtp_port: int) -
 
 
 def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console) -> int:
-    from daemon.demo_imap import start_demo_imap
-    from daemon.outbound.sink import SmtpSink
+    from daemon.demo.imap_server import start_demo_imap
+    from daemon.demo.smtp_sink import SmtpSink
     from daemon.service import Service
 
     workdir = workdir.resolve()

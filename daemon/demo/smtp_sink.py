@@ -4,7 +4,7 @@ Every accepted message is recorded in memory and, with a spool directory, writte
 as `NNNNNN-<sha1>.eml` with the acceptance time as its mtime. `set_mode` simulates outages: a
 temporary failure at DATA, a permanent refusal at RCPT, or a closed listening socket.
 
-Run as `python -m daemon.outbound.sink --host 127.0.0.1 --port 0 --spool DIR`: it prints
+Run as `python -m daemon.demo.smtp_sink --host 127.0.0.1 --port 0 --spool DIR`: it prints
 `sink in ascolto su HOST PORT` on one stdout line and serves until SIGTERM/SIGINT.
 """
 
@@ -249,7 +249,7 @@ class SmtpSink:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m daemon.outbound.sink", description="Server SMTP locale di prova.")
+    parser = argparse.ArgumentParser(prog="python -m daemon.demo.smtp_sink", description="Server SMTP locale di prova.")
     parser.add_argument("--host", default="127.0.0.1", help="indirizzo di ascolto (predefinito 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="porta di ascolto; 0 sceglie una porta libera")
     parser.add_argument("--spool", type=Path, default=None, help="cartella dove salvare i messaggi accettati")

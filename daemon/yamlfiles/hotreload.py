@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from daemon.yamlsource import YamlProblem, YamlProblems, file_stamp
+from daemon.yamlfiles.source import YamlProblem, YamlProblems, file_stamp
 
 __all__ = ["Reloading"]
 

@@ -2,7 +2,7 @@
 acknowledgement in the outbox, the receipt filed, the alert for the admin. All in the caller's
 transaction; nothing here sends mail.
 
-`OutcomeActions` is the half of the pipeline that records outcomes; `daemon.pipeline.Pipeline`
+`OutcomeActions` is the half of the pipeline that records outcomes; `daemon.core.pipeline.Pipeline`
 (batches, idempotency, the write transaction) builds on it.
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.analysis import Analysis
 from daemon.config import Config, Mailbox
-from daemon.logmask import mask
+from daemon.core.analysis import Analysis
+from daemon.core.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
+from daemon.ops.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.outbound.templates import TemplateRenderer
-from daemon.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
 from storage.archive import RawArchive
 from storage.models import Alert, InboundMessage, Ticket
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from daemon.message import ParsedMessage
+from daemon.mail.message import ParsedMessage
 
 __all__ = ["LOOP_HEADER", "automatic_reason", "wants_no_autoreply"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from daemon.message import ParsedMessage, UnparseableMessage
+from daemon.mail.message import ParsedMessage, UnparseableMessage
 from daemon.pec.model import PecAnalysis
 
 __all__ = ["Analysis", "DecisionLike", "Lookups", "SystemDecision", "oversized_decision"]

@@ -1,0 +1,1 @@
+"""The core loop: analysis of one message, the pipeline that records it, its outcomes, the ticket service."""

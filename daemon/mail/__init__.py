@@ -1,0 +1,1 @@
+"""The message model and parser, and the detection of automatic mail."""
