@@ -26,6 +26,7 @@ from sqlalchemy.sql import ColumnElement
 
 from daemon.config import Config, Mailbox
 from daemon.core.analysis import Analysis, Lookups, oversized_decision
+from daemon.core.message_id_reuse import note_reuse, split_by_content
 from daemon.core.outcomes import (
     ACK_WINDOW,
     Arrival,
@@ -307,9 +308,13 @@ class Pipeline(OutcomeActions):
         msg = analysis.effective or analysis.envelope
         received_at = analysis.signed_at or item.received_at or now
 
-        # The same Message-ID already recorded: here a no-op; in another of our mailboxes, a copy.
+        # The same message already recorded under its Message-ID: here a no-op; in another of our
+        # mailboxes, a copy. Another message reusing the id is recorded on its own (message_id_reuse).
+        reused: list[InboundMessage] = []
         if msg is not None and msg.message_id and analysis.decision.action != "quarantine":
-            earlier = self._same_message_id(session, msg.message_id, known)
+            earlier, reused = split_by_content(
+                self._same_message_id(session, msg.message_id, known), item.raw, digest, self.archive.load
+            )
             same_box = [e for e in earlier if e.mailbox == item.mailbox_id]
             if same_box:
                 return same_box[0], True, False
@@ -353,6 +358,8 @@ class Pipeline(OutcomeActions):
         }.get(action, self._quarantine)
         arrival = Arrival(session, mailbox, inbound, analysis, received_at, now)
         mailed = handler(arrival)
+        if reused:
+            note_reuse(session, inbound, reused, item.mailbox_id, now)
         if analysis.pec is not None and analysis.pec.kind == "non_verificata":
             self._alert_unverified_pec(arrival)
         log.info(
