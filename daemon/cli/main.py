@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,14 +12,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import select
 
 from daemon.cli import pec as pec_cli
 from daemon.cli import rules as rules_cli
 from daemon.cli import sla as sla_cli
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
-from daemon.cli.views import inbound_view, outbox_view, ticket_detail, ticket_summary
+from daemon.cli.tables import Column, fitted_table
+from daemon.cli.views import (
+    inbound_view,
+    outbox_status_label,
+    outbox_view,
+    outcome_label,
+    ticket_detail,
+    ticket_summary,
+)
+from daemon.config import ENV_CONFIG
 from daemon.ops.logmask import MaskingFilter
 from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
 
@@ -39,6 +48,16 @@ app.add_typer(pec_cli.app, name="pec")
 app.add_typer(sla_cli.app, name="sla")
 
 
+@app.callback()
+def _global_options(config: ConfigOpt = None) -> None:
+    """sportello: instradamento delle email degli sportelli in pratiche."""
+    # `sportello --config X cmd` as well as `sportello cmd --config X` (the command's own option wins):
+    # before the command it means what SPORTELLO_CONFIG means, which every command (and the sender
+    # process) already reads. One process runs one command, so nothing else sees the change.
+    if config is not None:
+        os.environ[ENV_CONFIG] = str(config)
+
+
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(MaskingFilter())
@@ -48,6 +67,9 @@ def setup_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("imapclient").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl" at every start, APScheduler "Running job" at every sweep.
+    for chatty in ("alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @app.command()
@@ -119,11 +141,24 @@ def ingest(
     if as_json:
         print_json(rows)
     else:
-        table = Table("file", "esito", "motivo", "pratica", "regola", title="Messaggi elaborati")
-        for r in rows:
-            esito = r["outcome"] + (" (già ricevuto)" if r["duplicate"] else "")
-            table.add_row(r["file"], esito, r["reason"] or "", r["ticket_id"] or "", r["rule"] or "")
-        out.print(table)
+        columns = [
+            Column("file", 12, 2),
+            Column("esito", 9, 5),
+            Column("motivo", 12, 3),
+            Column("pratica", 14, 4),
+            Column("regola", 10, 1),
+        ]
+        cells = [
+            [
+                r["file"],
+                outcome_label(r["outcome"]) + (" (già ricevuto)" if r["duplicate"] else ""),
+                r["reason"] or "",
+                r["ticket_id"] or "",
+                r["rule"] or "",
+            ]
+            for r in rows
+        ]
+        out.print(fitted_table("Messaggi elaborati", columns, cells, out.width))
     if any(o.outcome == "quarantined" for o in outcomes):
         raise typer.Exit(3)
 
@@ -173,29 +208,30 @@ def tickets_list(
     if as_json:
         print_json(rows)
         return
-    table = Table(
-        "pratica",
-        "stato",
-        "casella",
-        "coda",
-        "richiedente",
-        "oggetto",
-        "ricevuta",
-        "scadenza",
-        title=f"Pratiche ({len(rows)})",
-    )
-    for r in rows:
-        table.add_row(
+    columns = [
+        Column("pratica", 14, 9),
+        Column("stato", 9, 8),
+        Column("casella", 10, 2),
+        Column("coda", 8, 3),
+        Column("richiedente", 14, 5),
+        Column("oggetto", 16, 6),
+        Column("ricevuta", 16, 1),
+        Column("scadenza", 10, 7),
+    ]
+    cells = [
+        [
             r["id"],
             r["state"],
             r["mailbox"],
             r["queue"] or "",
             r["requester"],
-            (r["subject"] or "")[:50],
-            (r["received_at"] or "")[:16],
+            r["subject"] or "",
+            (r["received_at"] or "")[:16].replace("T", " "),
             (r["due_at"] or "-")[:10],
-        )
-    out.print(table)
+        ]
+        for r in rows
+    ]
+    out.print(fitted_table(f"Pratiche ({len(rows)})", columns, cells, out.width))
 
 
 @tickets_app.command("show")
@@ -224,14 +260,14 @@ def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
         "closed_at",
     ):
         out.print(f"  {key}: {data[key]}", highlight=False, markup=False)
-    table = Table("quando", "verso", "autore", "oggetto", title="Messaggi")
-    for m in data["messages"]:
-        table.add_row((m["at"] or "")[:19], m["direction"], m["author"], m["subject"][:60])
-    out.print(table)
-    table = Table("quando", "chi", "evento", "nota", title="Eventi")
-    for e in data["events"]:
-        table.add_row((e["at"] or "")[:19], e["actor"], e["kind"], e["note"])
-    out.print(table)
+    columns = [Column("quando", 16, 4), Column("verso", 5, 2), Column("autore", 16, 1), Column("oggetto", 20, 3)]
+    cells = [
+        [(m["at"] or "")[:16].replace("T", " "), m["direction"], m["author"], m["subject"]] for m in data["messages"]
+    ]
+    out.print(fitted_table("Messaggi", columns, cells, out.width))
+    columns = [Column("quando", 16, 4), Column("chi", 12, 1), Column("evento", 12, 3), Column("nota", 20, 2)]
+    cells = [[(e["at"] or "")[:16].replace("T", " "), e["actor"], e["kind"], e["note"]] for e in data["events"]]
+    out.print(fitted_table("Eventi", columns, cells, out.width))
 
 
 @outbox_app.command("list")
@@ -251,12 +287,26 @@ def outbox_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "a", "oggetto", "modello", "stato", "tentativi", title=f"Email in uscita ({len(rows)})")
-    for r in rows:
-        table.add_row(
-            str(r["id"]), ", ".join(r["to"]), r["subject"][:60], r["template"], r["status"], str(r["attempts"])
-        )
-    out.print(table)
+    columns = [
+        Column("id", 4, 9),
+        Column("a", 16, 6),
+        Column("oggetto", 18, 7),
+        Column("modello", 12, 2),
+        Column("stato", 10, 8),
+        Column("tentativi", 9, 1),
+    ]
+    cells = [
+        [
+            str(r["id"]),
+            ", ".join(r["to"]),
+            r["subject"],
+            r["template"],
+            outbox_status_label(r["status"]),
+            str(r["attempts"]),
+        ]
+        for r in rows
+    ]
+    out.print(fitted_table(f"Email in uscita ({len(rows)})", columns, cells, out.width))
 
 
 @inbound_app.command("list")
@@ -278,20 +328,28 @@ def inbound_list(
     if as_json:
         print_json(rows)
         return
-    table = Table(
-        "id", "casella", "mittente", "oggetto", "esito", "motivo", "pratica", title=f"Messaggi ricevuti ({len(rows)})"
-    )
-    for r in rows:
-        table.add_row(
+    columns = [
+        Column("id", 4, 9),
+        Column("casella", 10, 2),
+        Column("mittente", 16, 4),
+        Column("oggetto", 16, 5),
+        Column("esito", 9, 8),
+        Column("motivo", 12, 6),
+        Column("pratica", 14, 7),
+    ]
+    cells = [
+        [
             str(r["id"]),
             r["mailbox"],
             r["sender"],
-            (r["subject"] or "")[:40],
-            r["outcome"],
+            r["subject"] or "",
+            outcome_label(r["outcome"]),
             r["reason"] or "",
             r["ticket_id"] or "",
-        )
-    out.print(table)
+        ]
+        for r in rows
+    ]
+    out.print(fitted_table(f"Messaggi ricevuti ({len(rows)})", columns, cells, out.width))
 
 
 @app.command()

@@ -7,6 +7,25 @@ from typing import Any
 
 from storage.models import InboundMessage, Outbox, Ticket
 
+# What a person reads for the stored values (JSON output keeps the stored values: scripts read them).
+OUTCOME_LABELS = {
+    "opened": "aperta",
+    "appended": "accodata",
+    "rejected": "respinta",
+    "ignored": "ignorata",
+    "quarantined": "in quarantena",
+    "forwarded": "inoltrata",
+}
+OUTBOX_STATUS_LABELS = {"pending": "da inviare", "sent": "inviata", "failed": "non consegnata", "held": "trattenuta"}
+
+
+def outcome_label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome)
+
+
+def outbox_status_label(status: str) -> str:
+    return OUTBOX_STATUS_LABELS.get(status, status)
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 
 from daemon.config import Config
@@ -125,35 +124,58 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
 
 
 def _show(service: object, sink: object, console: Console, elapsed: float) -> None:
+    from daemon.cli.tables import Column, fitted_table
+    from daemon.cli.views import outbox_status_label, outcome_label
+
     factory = service.session_factory  # type: ignore[attr-defined]
+    width = console.width
     with factory() as s:
-        table = Table(
-            "casella", "mittente", "oggetto", "esito", "motivo", "regola", "pratica", title="Messaggi ricevuti ed esito"
-        )
-        for m in s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars():
-            table.add_row(
+        columns = [
+            Column("casella", 10, 3),
+            Column("mittente", 16, 2),
+            Column("oggetto", 18, 6),
+            Column("esito", 9, 8),
+            Column("motivo", 12, 5),
+            Column("regola", 10, 1),
+            Column("pratica", 14, 7),
+        ]
+        cells = [
+            [
                 m.mailbox,
                 m.sender,
-                (m.subject or "")[:48],
-                m.outcome,
+                m.subject or "",
+                outcome_label(m.outcome),
                 m.reason or "",
                 m.rule_id or "",
                 m.ticket_id or "",
-            )
-        console.print(table)
-        table = Table("pratica", "stato", "coda", "richiedente", "codici fiscali", "scadenza", title="Pratiche aperte")
-        for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars():
-            table.add_row(
+            ]
+            for m in s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars()
+        ]
+        console.print(fitted_table("Messaggi ricevuti ed esito", columns, cells, width))
+        columns = [
+            Column("pratica", 14, 6),
+            Column("stato", 9, 4),
+            Column("coda", 8, 3),
+            Column("richiedente", 16, 5),
+            Column("codici fiscali", 16, 1),
+            Column("scadenza", 10, 2),
+        ]
+        cells = [
+            [
                 t.id,
                 t.state,
                 t.queue or "",
                 t.requester,
                 ", ".join(t.codici_fiscali or []),
                 t.due_at.date().isoformat() if t.due_at else "-",
-            )
-        console.print(table)
-        table = Table("a", "oggetto", "modello", "stato", title="Email inviate (ricevute dal server SMTP locale)")
-        for o in s.execute(select(Outbox).order_by(Outbox.id)).scalars():
-            table.add_row(", ".join(o.to), o.subject[:70], o.template, o.status)
-        console.print(table)
+            ]
+            for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars()
+        ]
+        console.print(fitted_table("Pratiche aperte", columns, cells, width))
+        columns = [Column("a", 16, 3), Column("oggetto", 24, 4), Column("modello", 14, 1), Column("stato", 10, 2)]
+        cells = [
+            [", ".join(o.to), o.subject, o.template, outbox_status_label(o.status)]
+            for o in s.execute(select(Outbox).order_by(Outbox.id)).scalars()
+        ]
+        console.print(fitted_table("Email inviate (ricevute dal server SMTP locale)", columns, cells, width))
     console.print(f"Il server SMTP locale ha ricevuto {len(sink.messages)} email.")  # type: ignore[attr-defined]

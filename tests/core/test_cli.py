@@ -76,7 +76,7 @@ def test_malformed_eml_is_quarantined_with_exit_3_and_no_traceback(workdir: Path
     bad.write_bytes(b"\x00\x01\x02 this is not an email at all\n\n\xff\xfe")
     code, output = _cli(workdir, "ingest", str(bad), "--mailbox", "fe-credito")
     assert code == 3
-    assert "quarantined" in output
+    assert "in quarantena" in output
     assert "Traceback" not in output
 
 
