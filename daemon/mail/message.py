@@ -22,6 +22,7 @@ __all__ = [
     "Attachment",
     "ParsedMessage",
     "UnparseableMessage",
+    "one_line",
     "parse_message",
     "safe_filename",
 ]
@@ -77,10 +78,22 @@ def raw_sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+_SPACE_RUN = re.compile(r"\s+")  # str patterns: also NEL, U+2028/9, VT, FF and the separators \x1c-\x1f
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(value: str) -> str:
+    """A header value as one line of our text: a display name or subject with an encoded CR/LF must not
+    become a line of its own ("Gentile Mario" / "Bcc: ...") in a reply or a referent's notice. Line breaks
+    and space runs become one space; other control characters go."""
+    return _CONTROL.sub("", _SPACE_RUN.sub(" ", value)).strip()
+
+
 def safe_filename(name: str | None, fallback: str = "allegato") -> str:
     """An attachment name that cannot escape a folder or hide control characters."""
     if not name:
         return fallback
+    name = one_line(name)
     name = name.replace("\\", "/").split("/")[-1]
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
     name = name.strip().lstrip(".").strip()
@@ -142,7 +155,7 @@ def _first_address(value: str | None) -> tuple[str, str]:
     pairs = getaddresses([value])
     for name, addr in pairs:
         if addr and "@" in addr:
-            return addr.strip().lower(), decode_header_value(name).strip()
+            return addr.strip().lower(), one_line(decode_header_value(name))
     return "", ""
 
 
@@ -246,7 +259,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     except Exception:
         date = None
     message_ids = parse_message_ids(_safe_header(msg, "Message-ID"))
-    subject = (_safe_header(msg, "Subject") or "").replace("\r", "").replace("\n", " ").strip()
+    subject = one_line(_safe_header(msg, "Subject") or "")
     try:
         text, html_body, attachments = _walk_body(msg)
     except Exception as exc:
