@@ -31,12 +31,14 @@ __all__ = [
     "ConfigError",
     "DatabaseConfig",
     "ImapSettings",
+    "LmtpConfig",
     "Mailbox",
     "Office",
     "Person",
     "SmtpProfile",
     "load_config",
     "resolve_config_path",
+    "split_listen",
 ]
 
 ENV_CONFIG = "SPORTELLO_CONFIG"
@@ -150,6 +152,11 @@ class IntakeConfig(_Strict):
     alert_after_seconds: float = Field(default=300.0, gt=0)
 
 
+class LmtpConfig(_Strict):
+    # "host:port" (loopback only: LMTP has no authentication) or the path of a unix socket.
+    listen: str = Field(min_length=1)
+
+
 class OutboundConfig(_Strict):
     max_attempts: int = Field(default=12, ge=1, le=100)
     retry_min_seconds: float = Field(default=30.0, gt=0)
@@ -174,6 +181,8 @@ class Config(_Strict):
     archive: ArchiveConfig = ArchiveConfig()
     intake: IntakeConfig = IntakeConfig()
     outbound: OutboundConfig = OutboundConfig()
+    # Delivery by the mail server (LMTP); absent: mail is only read over IMAP.
+    lmtp: LmtpConfig | None = None
     offices: tuple[Office, ...] = Field(min_length=1)
     people: tuple[Person, ...] = ()
     smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)
@@ -268,6 +277,8 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
         for off in closure.uffici:
             if off not in offices:
                 problems.append(doc.problem(["calendar", "closures", i, "uffici"], f"ufficio sconosciuto: {off}"))
+    if cfg.lmtp is not None:
+        problems.extend(_lmtp_problems(doc, cfg.lmtp))
     addresses: dict[str, int] = {}
     for i, m in enumerate(cfg.mailboxes):
         key = m.address.lower()
@@ -279,6 +290,30 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
             )
         addresses[key] = i
     return problems
+
+
+def split_listen(value: str) -> tuple[str, int] | str:
+    """LMTP `listen`: (host, port) for "host:port", the path itself for a unix socket."""
+    if value.startswith(("/", ".")):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    return host.strip("[]"), int(port)
+
+
+def _lmtp_problems(doc: YamlDocument, lmtp: LmtpConfig) -> list[YamlProblem]:
+    try:
+        where = split_listen(lmtp.listen)
+    except ValueError:
+        message = (
+            f"indirizzo non valido: {lmtp.listen!r} (atteso host:porta, es. 127.0.0.1:2424, o il percorso di un socket)"
+        )
+        return [doc.problem(["lmtp", "listen"], message)]
+    if isinstance(where, tuple) and not _is_loopback(where[0]):
+        message = "LMTP non ha autenticazione: ammesso solo 127.0.0.1/localhost o un socket unix"
+        return [doc.problem(["lmtp", "listen"], message)]
+    return []
 
 
 def resolve_config_path(path: str | Path | None) -> Path:

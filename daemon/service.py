@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.config import Config
 from daemon.core.analysis import Lookups
@@ -17,6 +17,9 @@ from daemon.intake.imap import FetchedMessage
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 from storage.models import Alert
+
+if TYPE_CHECKING:
+    from daemon.intake.lmtp import LmtpIntake
 
 __all__ = ["Service"]
 
@@ -150,11 +153,14 @@ class Service:
             self.workers.append(worker)
             threads.append(threading.Thread(target=worker.run, name=f"imap-{mailbox.id}", daemon=True))
         threads.append(threading.Thread(target=self._watch_rules, args=(stop,), name="rules", daemon=True))
+        lmtp = self._start_lmtp()
         scheduler = self._start_scheduler()
         for t in threads:
             t.start()
         log.info("sportello avviato: %d caselle", len(self.workers))
         stop.wait()
+        if lmtp is not None:
+            lmtp.stop()
         for t in threads:
             t.join(timeout=15)
         if self._sender_process is not None:
@@ -163,6 +169,15 @@ class Service:
         if scheduler is not None:
             scheduler.shutdown()
         log.info("sportello fermato")
+
+    def _start_lmtp(self) -> LmtpIntake | None:
+        if self.config.lmtp is None:
+            return None
+        from daemon.intake.lmtp import LmtpIntake
+
+        lmtp = LmtpIntake(self.config, self.ingest)
+        lmtp.start()
+        return lmtp
 
     def _record_outage(self, mailbox_id: str, error: str) -> None:
         limit = self.config.intake.alert_after_seconds

@@ -106,7 +106,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="File .eml da elaborare.")],
+    files: Annotated[list[Path], typer.Argument(help="File .eml da elaborare; - per lo standard input.")],
     mailbox: Annotated[str, typer.Option("--mailbox", "-m", help="Casella di arrivo (id).")],
     received_at: Annotated[str | None, typer.Option("--received-at", help="Ora di ricezione ISO 8601.")] = None,
     config: ConfigOpt = None,
@@ -116,6 +116,11 @@ def ingest(
     from daemon.core.pipeline import InboundItem
 
     when = _parse_time(received_at)
+    if files == [Path("-")]:  # from a mail server's pipe: sysexits codes, 75 to have it retry
+        from daemon.cli.delivery import deliver
+
+        deliver(config, mailbox, when)
+        return
     cfg = get_config(config)
     if mailbox not in {m.id for m in cfg.mailboxes}:
         fail(f"casella sconosciuta: {mailbox} (disponibili: {', '.join(m.id for m in cfg.mailboxes)})")
