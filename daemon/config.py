@@ -33,6 +33,7 @@ __all__ = [
     "ImapSettings",
     "LmtpConfig",
     "Mailbox",
+    "MetricsConfig",
     "Office",
     "Person",
     "SmtpProfile",
@@ -102,6 +103,11 @@ class ImapSettings(_Strict):
     def password(self) -> str | None:
         return _secret(self.password_env)
 
+    @property
+    def sync_period_seconds(self) -> float:
+        """How often a healthy worker syncs at least: at the end of each IDLE period, or each poll."""
+        return float(self.idle_timeout_seconds) if self.idle else self.poll_seconds
+
 
 class SmtpProfile(_Strict):
     id: str
@@ -169,6 +175,22 @@ class OutboundConfig(_Strict):
     max_acks_per_sender_per_day: int = Field(default=20, ge=1)
 
 
+class MetricsConfig(_Strict):
+    # host:port of the HTTP endpoint with /metrics, /healthz and /readyz; absent: nothing is served.
+    listen: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+    # /readyz fails when an email due for sending has waited this long (the sender is not working).
+    outbox_stuck_seconds: float = Field(default=900.0, gt=0)
+    # A mailbox must have synced within its IDLE period (or poll interval) plus this margin.
+    sync_grace_seconds: float = Field(default=120.0, gt=0)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class InstanceConfig(_Strict):
     name: str = "sportello"
     message_id_domain: str = Field(default="sportello.invalid", pattern=r"^[A-Za-z0-9.-]+$")
@@ -183,6 +205,7 @@ class Config(_Strict):
     outbound: OutboundConfig = OutboundConfig()
     # Delivery by the mail server (LMTP); absent: mail is only read over IMAP.
     lmtp: LmtpConfig | None = None
+    metrics: MetricsConfig = MetricsConfig()
     offices: tuple[Office, ...] = Field(min_length=1)
     people: tuple[Person, ...] = ()
     smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from daemon.config import Config
 from daemon.core.analysis import Lookups
 from daemon.core.pipeline import InboundItem, Outcome, Pipeline
-from daemon.intake.imap import FetchedMessage
+from daemon.intake.imap import FetchedMessage, ImapWorker
+from daemon.ops.monitor import Monitor
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 from storage.models import Alert
@@ -68,6 +70,8 @@ class Service:
             read_session_factory=make_read_session_factory(self.engine),
         )
         self._sender_process: object | None = None
+        self.workers: list[ImapWorker] = []
+        self.monitor = Monitor(config, self.session_factory, clock, lambda: self.workers)
         self._install_sla_hooks()
 
     def _wake_sender(self) -> None:
@@ -85,7 +89,10 @@ class Service:
     # -- intake -------------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[InboundItem]) -> list[Outcome]:
-        return self.pipeline.process_batch(items)
+        started = time.perf_counter()
+        outcomes = self.pipeline.process_batch(items)
+        self.monitor.processed(items, outcomes, time.perf_counter() - started)
+        return outcomes
 
     def imap_handler(self, mailbox_id: str) -> Callable[[Sequence[FetchedMessage]], None]:
         def handle(batch: Sequence[FetchedMessage]) -> None:
@@ -102,7 +109,7 @@ class Service:
                 )
                 for m in batch
             ]
-            self.pipeline.process_batch(items)
+            self.ingest(items)
 
         return handle
 
@@ -120,7 +127,6 @@ class Service:
 
     def run(self, stop: threading.Event, *, imap_passwords: dict[str, str] | None = None) -> None:
         """Run every worker until `stop` is set; return after a clean stop."""
-        from daemon.intake.imap import ImapWorker
         from daemon.outbound.sender import OutboxSender
 
         threads: list[threading.Thread] = []
@@ -157,10 +163,12 @@ class Service:
         scheduler = self._start_scheduler()
         for t in threads:
             t.start()
+        self.monitor.start()
         log.info("sportello avviato: %d caselle", len(self.workers))
         stop.wait()
         if lmtp is not None:
             lmtp.stop()
+        self.monitor.stop()
         for t in threads:
             t.join(timeout=15)
         if self._sender_process is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from daemon.cli import pec as pec_cli
 from daemon.cli import rules as rules_cli
 from daemon.cli import sla as sla_cli
+from daemon.cli import status as status_cli
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.cli.tables import Column, fitted_table
 from daemon.cli.views import (
@@ -46,6 +47,7 @@ app.add_typer(inbound_app, name="inbound")
 app.add_typer(rules_cli.app, name="rules")
 app.add_typer(pec_cli.app, name="pec")
 app.add_typer(sla_cli.app, name="sla")
+app.command("status")(status_cli.status)
 
 
 @app.callback()

@@ -81,6 +81,8 @@ class ImapWorker:
         self.last_uid = 0
         self.connected = threading.Event()
         self.sessions = 0  # how many times a session was opened (observable reconnects)
+        # time.time() of the last batch handed over or the last look that found nothing new (health, metrics).
+        self.last_sync: float | None = None
         # A mailbox that cannot be read must not go quiet: after `alert_after` seconds of failures,
         # on_outage(mailbox_id, last error) is called once per outage (the service records an alert).
         self.alert_after = alert_after
@@ -195,6 +197,7 @@ class ImapWorker:
                 criteria = ["UID", f"{self.last_uid + 1}:*", "NOT", "DELETED"]
             uids = sorted(u for u in client.search(criteria) if full_scan or u > self.last_uid)
             if not uids:
+                self.last_sync = time.time()
                 return
             for batch in _chunks(uids, self.settings.batch_size):
                 if self.stop.is_set():
@@ -226,6 +229,7 @@ class ImapWorker:
             self.handler(items)  # returns only after the pipeline's commit
             self._move(client, [m.uid for m in items])
         self.last_uid = max(self.last_uid, *batch)
+        self.last_sync = time.time()
 
     def _move(self, client: IMAPClient, uids: list[int]) -> None:
         target = self.settings.processed_folder

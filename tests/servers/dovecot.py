@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+import psutil
 import pytest
 from imapclient import IMAPClient
 
@@ -44,6 +45,13 @@ def _mail_identity() -> tuple[int, int]:
     # Running as root (containers, CI): borrow the package's internal user, which always exists.
     pw = pwd.getpwnam("dovecot")
     return pw.pw_uid, pw.pw_gid
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -112,6 +120,9 @@ class DovecotServer:
         """SIGTERM Dovecot by its pid (SIGKILL after 10 s). Idempotent; runtime dir and mail are kept."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
+            # The master's children by their pids: an IMAP session process can outlive its master and
+            # keep serving a connected client, which is not what a test stopping the server means.
+            children = _children(proc.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
             try:
@@ -120,6 +131,9 @@ class DovecotServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(STOP_TIMEOUT)
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
         if self._stdout is not None:
             self._stdout.close()
             self._stdout = None
