@@ -19,7 +19,7 @@ class RoutingFacts:
     sender: str
     sender_domain: str
     sender_allowed: bool
-    automatic: str | None  # auto_reply | bounce | loop
+    automatic: str | None  # auto_reply | bounce | loop | bulk
     pec_kind: str  # none | posta-certificata | anomalia | ricevuta | non_verificata
     pec_receipt_type: str | None
     gestione: str | None

@@ -31,7 +31,7 @@ REJECT_REASONS = frozenset(
         "sollecito_senza_riferimenti",
     }
 )
-IGNORE_REASONS = frozenset({"auto_reply", "bounce", "loop", "ricevuta_pec"})
+IGNORE_REASONS = frozenset({"auto_reply", "bounce", "loop", "bulk", "ricevuta_pec"})
 REASONS = REJECT_REASONS | IGNORE_REASONS
 _COMBINATORS = frozenset({"non", "una_di", "tutte"})
 OPERATORS = frozenset({"uguale", "tra", "non", "non_tra", "presente", "contiene", "regex", "almeno", "al_massimo"})
@@ -67,7 +67,7 @@ _FIXED_VALUES: dict[str, frozenset[str]] = {
     "mailbox_kind": frozenset({"ordinaria", "pec"}),
     "mailbox_status": frozenset({"attiva", "dismessa"}),
     "mailbox_level": frozenset({"provinciale", "regionale", "nazionale"}),
-    "automatic": frozenset({"auto_reply", "bounce", "loop"}),
+    "automatic": frozenset({"auto_reply", "bounce", "loop", "bulk"}),
     "pec_kind": frozenset({"none", "posta-certificata", "anomalia", "ricevuta", "non_verificata"}),
 }
 _VALUE_OPS = frozenset({"uguale", "non", "tra", "non_tra"})
