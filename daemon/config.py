@@ -32,6 +32,7 @@ __all__ = [
     "DatabaseConfig",
     "ImapSettings",
     "LmtpConfig",
+    "LoggingConfig",
     "Mailbox",
     "MetricsConfig",
     "Office",
@@ -191,6 +192,12 @@ class MetricsConfig(_Strict):
         return host.strip("[]"), int(port)
 
 
+class LoggingConfig(_Strict):
+    # text: one readable line per event; json: one JSON object per line, for a log collector.
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class InstanceConfig(_Strict):
     name: str = "sportello"
     message_id_domain: str = Field(default="sportello.invalid", pattern=r"^[A-Za-z0-9.-]+$")
@@ -206,6 +213,7 @@ class Config(_Strict):
     # Delivery by the mail server (LMTP); absent: mail is only read over IMAP.
     lmtp: LmtpConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
     offices: tuple[Office, ...] = Field(min_length=1)
     people: tuple[Person, ...] = ()
     smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)

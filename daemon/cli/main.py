@@ -29,7 +29,7 @@ from daemon.cli.views import (
     ticket_summary,
 )
 from daemon.config import ENV_CONFIG
-from daemon.ops.logmask import MaskingFilter
+from daemon.ops.logsetup import configure_logging
 from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
 
 app = typer.Typer(
@@ -60,24 +60,10 @@ def _global_options(config: ConfigOpt = None) -> None:
         os.environ[ENV_CONFIG] = str(config)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(MaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("imapclient").setLevel(logging.WARNING)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    # Alembic says "Context impl SQLiteImpl" at every start, APScheduler "Running job" at every sweep.
-    for chatty in ("alembic", "apscheduler"):
-        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
-
-
 @app.command()
 def run(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Avvia il servizio: lettura delle caselle, invio email, scadenze. Si ferma con SIGTERM/SIGINT."""
-    setup_logging(verbose)
+    configure_logging(get_config(config).logging, verbose=verbose)
     service = get_service(config)
     stop = threading.Event()
 
@@ -370,9 +356,8 @@ def demo(
     """Dimostrazione completa: server IMAP e SMTP locali, posta di esempio, elaborazione, risultati."""
     from daemon.demo.run import run_demo
 
-    setup_logging(False)
-    logging.getLogger().setLevel(logging.WARNING)
     cfg = get_config(config)
+    configure_logging(cfg.logging.model_copy(update={"level": "warning"}))
     code = run_demo(cfg, workdir, timeout=timeout, console=out)
     raise typer.Exit(code)
 

@@ -362,7 +362,9 @@ class Pipeline(OutcomeActions):
             note_reuse(session, inbound, reused, item.mailbox_id, now)
         if analysis.pec is not None and analysis.pec.kind == "non_verificata":
             self._alert_unverified_pec(arrival)
-        log.info(
+        # Before the commit (and before a batch's ticket ids exist): the recorded outcome is logged,
+        # with its fields, by daemon.ops.monitor once the batch has committed.
+        log.debug(
             "casella=%s uid=%s esito=%s motivo=%s regola=%s pratica=%s",
             item.mailbox_id,
             item.uid,

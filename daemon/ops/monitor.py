@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from daemon.ops.metrics import MailboxState, Metrics
 from storage.db import SessionFactory
 
 __all__ = ["Monitor"]
+
+log = logging.getLogger("sportello.messages")
 
 
 class Monitor:
@@ -49,7 +52,28 @@ class Monitor:
         )
 
     def processed(self, items: Sequence[InboundItem], outcomes: Sequence[Outcome], seconds: float) -> None:
+        """A committed batch: one log line per message (with its fields for JSON logs), and the metrics."""
         labels = ["duplicate" if o.duplicate else o.outcome for o in outcomes]
+        for item, outcome, label in zip(items, outcomes, labels, strict=True):
+            fields = {
+                "mailbox": item.mailbox_id,
+                "uid": item.uid,
+                "digest": item.digest,
+                "outcome": label,
+                "reason": outcome.reason,
+                "rule": outcome.rule_id,
+                "ticket_id": outcome.ticket_id,
+            }
+            log.info(
+                "casella=%s uid=%s esito=%s motivo=%s regola=%s pratica=%s",
+                item.mailbox_id,
+                item.uid,
+                label,
+                outcome.reason,
+                outcome.rule_id,
+                outcome.ticket_id,
+                extra=fields,
+            )
         self.metrics.processed([i.mailbox_id for i in items], labels, seconds)
 
     def start(self) -> None:

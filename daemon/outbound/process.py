@@ -51,16 +51,14 @@ def _child(
     stop: multiprocessing.synchronize.Event,
     log_level: int,
 ) -> None:
-    from daemon.ops.logmask import MaskingFilter
+    from daemon.ops.logsetup import configure_logging
     from daemon.outbound.sender import OutboxSender
     from storage.db import make_engine, make_session_factory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent(parent_pid, stop)
-    handler = logging.StreamHandler()
-    handler.addFilter(MaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[invio]: %(message)s"))
-    logging.basicConfig(level=log_level, handlers=[handler])
+    configure_logging(config.logging, role="invio")
+    logging.getLogger().setLevel(log_level)
     engine = make_engine(config.database_url)
     sender = OutboxSender(make_session_factory(engine), config)
     try:
