@@ -157,6 +157,8 @@ class IntakeConfig(_Strict):
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
     # A mailbox unreadable for this long raises an alert for the admin (once per outage).
     alert_after_seconds: float = Field(default=300.0, gt=0)
+    # Longest analysis of one message (parse, PEC, classification, rules); past it: quarantine and alert.
+    analysis_budget_seconds: float = Field(default=5.0, gt=0)
 
 
 class LmtpConfig(_Strict):

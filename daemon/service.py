@@ -35,6 +35,7 @@ def _utcnow() -> datetime:
 class Service:
     def __init__(self, config: Config, *, clock: Callable[[], datetime] = _utcnow, migrate: bool = True) -> None:
         from daemon.classify import load_vocabularies
+        from daemon.core.budget import within_budget
         from daemon.core.message_analyser import MessageAnalyser
         from daemon.outbound.templates import TemplateRenderer
         from daemon.pec.settings import load_pec_trust
@@ -64,7 +65,7 @@ class Service:
             self.session_factory,
             self.archive,
             self.renderer,
-            self.analyser,
+            within_budget(self.analyser, config.intake.analysis_budget_seconds),
             clock=clock,
             on_outbox=self._wake_sender,
             read_session_factory=make_read_session_factory(self.engine),

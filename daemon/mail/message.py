@@ -18,6 +18,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
 
+from daemon.mail.html_text import html_to_text
+
 __all__ = [
     "Attachment",
     "ParsedMessage",
@@ -179,21 +181,6 @@ def _decode_part(part: Message) -> str:
         return payload.decode(charset, errors="replace")
     except LookupError:
         return payload.decode("latin-1", errors="replace")
-
-
-_TAG = re.compile(r"<[^>]+>")
-_SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
-_BR = re.compile(r"<(br|/p|/div|/tr|/li)\b[^>]*>", re.I)
-
-
-def html_to_text(html: str) -> str:
-    import html as html_lib
-
-    text = _SCRIPT.sub(" ", html)
-    text = _BR.sub("\n", text)
-    text = _TAG.sub(" ", text)
-    text = html_lib.unescape(text)
-    return re.sub(r"[ \t]+", " ", text).strip()
 
 
 def _walk_body(msg: Message) -> tuple[str, str | None, list[Attachment]]:
