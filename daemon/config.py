@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from daemon.workcalendar import CalendarSettings
 from daemon.yamlfiles.source import (
@@ -34,6 +34,7 @@ __all__ = [
     "LmtpConfig",
     "LoggingConfig",
     "Mailbox",
+    "OAuth2Settings",
     "MetricsConfig",
     "Office",
     "Person",
@@ -84,12 +85,51 @@ class Person(_Strict):
     offices: tuple[str, ...] = ()
 
 
+class OAuth2Settings(_Strict):
+    """Where an XOAUTH2 access token comes from; the secrets are named by environment variables."""
+
+    # microsoft: client credentials on Microsoft Entra ID (msal); generic: any OAuth2 token endpoint.
+    provider: Literal["microsoft", "generic"]
+    client_id: str = Field(min_length=1)
+    client_secret_env: str = Field(min_length=1)
+    tenant: str | None = None  # microsoft: the directory (tenant) id or domain
+    token_url: str | None = None  # generic: the token endpoint
+    # generic: a refresh token (e.g. Google Workspace) in this variable; absent: client credentials grant.
+    refresh_token_env: str | None = None
+    # microsoft default: https://outlook.office365.com/.default (IMAP and SMTP of Exchange Online).
+    scope: str | None = None
+    # A token is renewed this long before it expires (and at once if the server refuses it).
+    refresh_before_seconds: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> OAuth2Settings:
+        if self.provider == "microsoft" and not self.tenant:
+            raise ValueError("provider microsoft: indicare tenant")
+        if self.provider == "generic" and not self.token_url:
+            raise ValueError("provider generic: indicare token_url")
+        return self
+
+    def secret(self) -> str | None:
+        return _secret(self.client_secret_env)
+
+    def refresh_token(self) -> str | None:
+        return _secret(self.refresh_token_env)
+
+
+def _oauth2_given(auth: str, oauth2: OAuth2Settings | None) -> None:
+    if auth == "oauth2" and oauth2 is None:
+        raise ValueError("auth: oauth2 richiede la sezione oauth2 (provider, client_id, client_secret_env, ...)")
+
+
 class ImapSettings(_Strict):
     host: str
     port: int = Field(ge=1, le=65535)
     security: Security = "tls"
     username: str
     password_env: str | None = None
+    # password: LOGIN with the password in password_env; oauth2: XOAUTH2 with a token (section oauth2).
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2Settings | None = None
     folder: str = "INBOX"
     processed_folder: str = "Elaborati"
     idle: bool = True
@@ -104,6 +144,11 @@ class ImapSettings(_Strict):
     def password(self) -> str | None:
         return _secret(self.password_env)
 
+    @model_validator(mode="after")
+    def _auth(self) -> ImapSettings:
+        _oauth2_given(self.auth, self.oauth2)
+        return self
+
     @property
     def sync_period_seconds(self) -> float:
         """How often a healthy worker syncs at least: at the end of each IDLE period, or each poll."""
@@ -117,6 +162,8 @@ class SmtpProfile(_Strict):
     security: Security = "starttls"
     username: str | None = None
     password_env: str | None = None
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2Settings | None = None
     pec: bool = False
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Servers limit the messages of one session (some with a 421, some with 4xx answers to MAIL):
@@ -125,6 +172,13 @@ class SmtpProfile(_Strict):
 
     def password(self) -> str | None:
         return _secret(self.password_env)
+
+    @model_validator(mode="after")
+    def _auth(self) -> SmtpProfile:
+        _oauth2_given(self.auth, self.oauth2)
+        if self.auth == "oauth2" and not self.username:
+            raise ValueError("auth: oauth2 richiede username (l'indirizzo della casella)")
+        return self
 
 
 class Mailbox(_Strict):

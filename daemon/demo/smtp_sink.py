@@ -11,6 +11,8 @@ Run as `python -m daemon.demo.smtp_sink --host 127.0.0.1 --port 0 --spool DIR`: 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -19,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -27,7 +30,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal, get_args
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 __all__ = ["SinkMode", "SmtpSink", "SunkMessage", "main"]
 
@@ -106,11 +109,56 @@ class _Handler:
         return ACCEPT_REPLY
 
 
+def _xoauth2_fields(blob: bytes) -> tuple[str, str] | None:
+    """`user=U\x01auth=Bearer T\x01\x01` -> (U, T); None if it is not that."""
+    fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+    user, auth = fields.get("user"), fields.get("auth", "")
+    if not user or not auth.startswith("Bearer "):
+        return None
+    return user, auth[len("Bearer ") :]
+
+
+class _XOAuth2Handler(_Handler):
+    """Also AUTH XOAUTH2 (as Exchange Online and Gmail offer it), tokens checked by `check(user, token)`."""
+
+    def __init__(self, sink: SmtpSink, check: Callable[[str, str], bool]) -> None:
+        super().__init__(sink)
+        self._check = check
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's naming
+        if len(args) == 2:
+            try:
+                blob: object = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 base64 non valido")
+        else:
+            blob = await server.challenge_auth(b"")
+        if not isinstance(blob, bytes):  # the client aborted
+            return AuthResult(success=False, handled=True)
+        fields = _xoauth2_fields(blob)
+        if fields is not None and self._check(*fields):
+            self._sink._authenticated(fields[0])
+            return AuthResult(success=True, auth_data=fields[0])
+        # As the big providers do: a JSON error as a challenge, answered by the client with an empty line.
+        await server.challenge_auth(b'{"status":"401","schemes":"bearer"}')
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+
+
 class SmtpSink:
     """A local SMTP server that records every accepted message and can simulate outages."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, spool_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        spool_dir: Path | None = None,
+        xoauth2: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.host = host
+        # With a token check, mail is accepted only after AUTH XOAUTH2 with a token it accepts.
+        self.xoauth2 = xoauth2
+        self.logins: list[str] = []  # users authenticated, in order
         self.port = port  # the actual port once start() has run
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self._mode: SinkMode = "accept"
@@ -190,8 +238,10 @@ class SmtpSink:
     # -- internals --------------------------------------------------------------------------
 
     def _listen(self) -> None:
+        handler = _Handler(self) if self.xoauth2 is None else _XOAuth2Handler(self, self.xoauth2)
+        auth: dict[str, Any] = {} if self.xoauth2 is None else {"auth_required": True, "auth_require_tls": False}
         controller = Controller(
-            _Handler(self),
+            handler,
             hostname=self.host,
             port=self.port,
             server_hostname=SERVER_HOSTNAME,
@@ -199,6 +249,7 @@ class SmtpSink:
             enable_SMTPUTF8=True,
             decode_data=False,
             data_size_limit=DATA_SIZE_LIMIT,
+            **auth,
         )
         controller.start()
         self._controller = controller
@@ -218,6 +269,10 @@ class SmtpSink:
             if m:
                 last = max(last, int(m.group(1)))
         return last
+
+    def _authenticated(self, user: str) -> None:
+        with self._cond:
+            self.logins.append(user)
 
     def _record(self, mail_from: str, rcpt_tos: tuple[str, ...], raw: bytes) -> None:
         """Spool (if configured) and record one accepted message; runs in the server thread."""

@@ -19,16 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from daemon.config import ImapSettings, Mailbox
+from daemon.intake.oauth2 import OAuth2Error, TokenProvider, token_provider
 
 __all__ = ["FetchedMessage", "ImapWorker"]
 
 log = logging.getLogger("sportello.imap")
 
 Handler = Callable[[Sequence["FetchedMessage"]], None]
-_NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, IMAPClientError, imaplib.IMAP4.error, EOFError)
+_NETWORK_ERRORS = (
+    OSError,
+    socket.timeout,
+    ssl.SSLError,
+    IMAPClientError,
+    imaplib.IMAP4.error,
+    EOFError,
+    OAuth2Error,
+)
 _STOP_CHECK_SECONDS = 0.5
 
 
@@ -66,6 +75,7 @@ class ImapWorker:
         password: str | None = None,
         alert_after: float = 300.0,
         on_outage: Callable[[str, str], None] | None = None,
+        tokens: TokenProvider | None = None,
     ) -> None:
         if mailbox.imap is None:
             raise ValueError(f"la casella {mailbox.id} non ha impostazioni IMAP")
@@ -77,6 +87,9 @@ class ImapWorker:
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.password = password if password is not None else self.settings.password()
+        self.tokens = tokens
+        if self.tokens is None and self.settings.auth == "oauth2" and self.settings.oauth2 is not None:
+            self.tokens = token_provider(self.settings.oauth2)
         self.uidvalidity: int | None = None
         self.last_uid = 0
         self.connected = threading.Event()
@@ -136,15 +149,28 @@ class ImapWorker:
         try:
             if s.security == "starttls":
                 client.starttls(ssl.create_default_context())
-            if self.password is None:
+            if self.tokens is not None:
+                self._oauth2_login(client)
+            elif self.password is None:
                 raise imaplib.IMAP4.error(f"password IMAP assente (variabile {s.password_env} non impostata)")
-            client.login(s.username, self.password)
+            else:
+                client.login(s.username, self.password)
             if not client.folder_exists(s.processed_folder):
                 client.create_folder(s.processed_folder)
         except BaseException:
             _close(client)
             raise
         return client
+
+    def _oauth2_login(self, client: IMAPClient) -> None:
+        assert self.tokens is not None
+        try:
+            client.oauth2_login(self.settings.username, self.tokens.token())
+        except LoginError:
+            # Refused before its expiry (revoked, clocks apart): one new token, one more try.
+            log.info("casella %s: token OAuth2 rifiutato, se ne chiede uno nuovo", self.mailbox.id)
+            self.tokens.invalidate()
+            client.oauth2_login(self.settings.username, self.tokens.token())
 
     def _session(self) -> None:
         client = self._connect()

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, upd
 
 from daemon.config import Config
 from daemon.core.tickets import add_event
+from daemon.intake.oauth2 import token_provider
 from daemon.ops.logmask import mask
 from daemon.outbound.smtp import SendResult, SmtpConnection
 from storage.db import SessionFactory
@@ -96,7 +97,11 @@ class OutboxSender:
         self.session_factory = session_factory
         self.config = config
         self.clock = clock
-        self._connect = connect or (lambda profile_id: SmtpConnection(config.smtp_profile(profile_id)))
+        # One token provider per OAuth2 profile, so that its sessions share the token until it expires.
+        tokens = {p.id: token_provider(p.oauth2) for p in config.smtp_profiles if p.auth == "oauth2" and p.oauth2}
+        self._connect = connect or (
+            lambda profile_id: SmtpConnection(config.smtp_profile(profile_id), tokens=tokens.get(profile_id))
+        )
         self._engine = engine  # by default the engine the session factory is bound to
         self._claim_limit = min(CLAIM_BATCH, config.outbound.batch_size)
 

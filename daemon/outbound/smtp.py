@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass
 
 from daemon.config import SmtpProfile
+from daemon.intake.oauth2 import OAuth2Error, TokenProvider, xoauth2_string
 
 __all__ = ["SendResult", "SmtpConnection"]
 
@@ -23,9 +24,10 @@ def _decode(value: object) -> str:
 
 
 class SmtpConnection:
-    def __init__(self, profile: SmtpProfile, password: str | None = None) -> None:
+    def __init__(self, profile: SmtpProfile, password: str | None = None, tokens: TokenProvider | None = None) -> None:
         self.profile = profile
         self.password = password if password is not None else profile.password()
+        self.tokens = tokens  # for auth: oauth2, shared by the profile's sessions
         self._smtp: smtplib.SMTP | None = None
         self.sent = 0  # messages the server accepted in this session
 
@@ -39,10 +41,34 @@ class SmtpConnection:
             smtp = smtplib.SMTP(p.host, p.port, timeout=p.timeout_seconds)
             if p.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
-        if p.username:
-            smtp.login(p.username, self.password or "")
+        try:
+            if self.tokens is not None and p.username:
+                self._oauth2_login(smtp, p.username, self.tokens)
+            elif p.username:
+                smtp.login(p.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
         self._smtp = smtp
         self.sent = 0
+
+    @staticmethod
+    def _oauth2_login(smtp: smtplib.SMTP, user: str, tokens: TokenProvider) -> None:
+        smtp.ehlo_or_helo_if_needed()
+
+        def attempt() -> None:
+            try:
+                initial = xoauth2_string(user, tokens.token())
+            except OAuth2Error as exc:
+                raise smtplib.SMTPException(str(exc)) from exc
+            # On a refusal the server sends a JSON challenge; the answer to it is an empty line.
+            smtp.auth("XOAUTH2", lambda challenge=None: "" if challenge else initial)
+
+        try:
+            attempt()
+        except smtplib.SMTPAuthenticationError:
+            tokens.invalidate()  # refused before its expiry: one new token, one more try
+            attempt()
 
     def send(self, sender: str, recipients: list[str], raw: bytes) -> SendResult:
         assert self._smtp is not None, "open() first"
