@@ -213,6 +213,9 @@ class IntakeConfig(_Strict):
     alert_after_seconds: float = Field(default=300.0, gt=0)
     # Longest analysis of one message (parse, PEC, classification, rules); past it: quarantine and alert.
     analysis_budget_seconds: float = Field(default=5.0, gt=0)
+    # Several instances on one database: each mailbox is read by the instance holding its lease,
+    # renewed while that instance lives and taken over by another once it has expired.
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0)
 
 
 class LmtpConfig(_Strict):

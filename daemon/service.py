@@ -21,6 +21,7 @@ from storage.db import init_db, make_engine, make_read_session_factory, make_ses
 from storage.models import Alert
 
 if TYPE_CHECKING:
+    from daemon.intake.leases import LeaseKeeper
     from daemon.intake.lmtp import LmtpIntake
 
 __all__ = ["Service"]
@@ -143,6 +144,8 @@ class Service:
                 threading.Thread(target=sender.run, args=(stop, self.outbox_wake), name="outbox", daemon=True)
             )
         self.workers = []
+        keeper = self._lease_keeper()
+        threads.append(threading.Thread(target=keeper.run, args=(stop,), name="leases", daemon=True))
         for mailbox in self.config.mailboxes:
             if mailbox.imap is None:
                 continue
@@ -156,6 +159,7 @@ class Service:
                 password=(imap_passwords or {}).get(mailbox.id),
                 alert_after=self.config.intake.alert_after_seconds,
                 on_outage=self._record_outage,
+                turn=keeper,
             )
             self.workers.append(worker)
             threads.append(threading.Thread(target=worker.run, name=f"imap-{mailbox.id}", daemon=True))
@@ -172,12 +176,20 @@ class Service:
         self.monitor.stop()
         for t in threads:
             t.join(timeout=15)
+        keeper.release()
         if self._sender_process is not None:
             self._sender_process.stop()  # type: ignore[attr-defined]
             self._sender_process = None
         if scheduler is not None:
             scheduler.shutdown()
         log.info("sportello fermato")
+
+    def _lease_keeper(self) -> LeaseKeeper:
+        from daemon.intake.leases import LeaseKeeper, MailboxLeases, instance_holder
+
+        holder = instance_holder(self.config.instance.name)
+        leases = MailboxLeases(self.engine, holder, self.config.intake.lease_seconds)  # real time, not the SLA clock
+        return LeaseKeeper(leases, [m.id for m in self.config.mailboxes if m.imap is not None])
 
     def _start_lmtp(self) -> LmtpIntake | None:
         if self.config.lmtp is None:

@@ -16,6 +16,7 @@ SessionFactory = sessionmaker[Session]
 
 
 READ_ONLY = "sportello_read_only"
+_MIGRATION_LOCK = 0x5E0A7E11  # PostgreSQL advisory lock key held while migrating
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
@@ -69,5 +70,8 @@ def init_db(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Instances starting together on one schema: one migrates, the others wait and find it done.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

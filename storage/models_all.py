@@ -1,7 +1,7 @@
 """Every table of every component, for Alembic's metadata."""
 
-from storage import models, models_sla
+from storage import models, models_leases, models_sla
 from storage.models import Base
 
 metadata = Base.metadata
-__all__ = ["metadata", "models", "models_sla"]
+__all__ = ["metadata", "models", "models_leases", "models_sla"]

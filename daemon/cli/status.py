@@ -1,4 +1,5 @@
-"""`sportello status`: the readiness of the running service, as /readyz says it, for a person."""
+"""`sportello status`: the readiness of the running service, as /readyz says it, and which instance reads
+each mailbox, for a person."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 import typer
 
 from daemon.cli.common import ConfigOpt, JsonOpt, get_config, out, print_json
+from daemon.cli.instances import lease_rows, lease_table
 from daemon.config import Config
 from daemon.ops.health import Check, Readiness, check_archive, check_database, check_outbox
 
@@ -53,6 +55,14 @@ def _local(config: Config, service: Check | None) -> dict[str, object]:
     return Readiness(tuple(checks)).to_dict()
 
 
+def _leases(config: Config) -> list[dict[str, object]] | None:
+    """Which instance reads each mailbox; None when the database cannot say (its check says why)."""
+    try:
+        return lease_rows(config)
+    except Exception:
+        return None
+
+
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Stato del servizio: database, archivio, caselle, email in uscita (come /readyz). Esce con 1 se non è pronto."""
     cfg = get_config(config)
@@ -63,8 +73,9 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         unreachable = Check("servizio", False, answer) if cfg.metrics.address else None
         note = None if unreachable else answer
         answer = _local(cfg, unreachable)
+    leases = _leases(cfg)
     if as_json:
-        print_json({**answer, **({"note": note} if note else {})})
+        print_json({**answer, **({"note": note} if note else {}), **({"leases": leases} if leases is not None else {})})
     else:
         ok = answer.get("status") == "ok"
         out.print("[bold green]Pronto[/]" if ok else "[bold red]Non pronto[/]", highlight=False)
@@ -76,5 +87,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             out.print(f"  {mark} {label}: {check.get('detail', '')}", highlight=False, markup=False)
         if note:
             out.print(f"  ?   caselle: {note}", highlight=False, markup=False)
+        if leases:
+            out.print(lease_table(leases))
     if answer.get("status") != "ok":
         raise typer.Exit(1)

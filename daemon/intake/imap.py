@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -29,6 +30,15 @@ __all__ = ["FetchedMessage", "ImapWorker"]
 log = logging.getLogger("sportello.imap")
 
 Handler = Callable[[Sequence["FetchedMessage"]], None]
+
+
+class Turn(Protocol):
+    """Whether this instance may read a mailbox now (daemon.intake.leases.LeaseKeeper)."""
+
+    def held(self, box: str) -> bool: ...
+    def wait(self, box: str, stop: threading.Event) -> bool: ...
+
+
 _NETWORK_ERRORS = (
     OSError,
     socket.timeout,
@@ -76,6 +86,7 @@ class ImapWorker:
         alert_after: float = 300.0,
         on_outage: Callable[[str, str], None] | None = None,
         tokens: TokenProvider | None = None,
+        turn: Turn | None = None,
     ) -> None:
         if mailbox.imap is None:
             raise ValueError(f"la casella {mailbox.id} non ha impostazioni IMAP")
@@ -102,12 +113,19 @@ class ImapWorker:
         self.on_outage = on_outage
         self._failing_since: float | None = None
         self._outage_reported = False
+        # With several instances on one database, the mailbox is read only while its lease is held.
+        self.turn = turn
+
+    def _my_turn(self) -> bool:
+        return self.turn is None or self.turn.held(self.mailbox.id)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def run(self) -> None:
         delay = self.reconnect_min
         while not self.stop.is_set():
+            if self.turn is not None and not self.turn.wait(self.mailbox.id, self.stop):
+                return
             try:
                 self._session()
                 delay = self.reconnect_min
@@ -183,13 +201,15 @@ class ImapWorker:
         try:
             can_idle = self.settings.idle and client.has_capability("IDLE")
             full_scan = True  # at each new session: also what an earlier session failed to move
-            while not self.stop.is_set():
+            while not self.stop.is_set() and self._my_turn():
                 self._drain(client, full_scan)
                 full_scan = False
                 if can_idle:
                     self._idle(client)
                 else:
                     self._poll_wait()
+            if not self.stop.is_set():
+                log.info("casella %s: turno passato a un'altra istanza, sessione chiusa", self.mailbox.id)
         finally:
             self.connected.clear()
             _close(client)
@@ -226,7 +246,7 @@ class ImapWorker:
                 self.last_sync = time.time()
                 return
             for batch in _chunks(uids, self.settings.batch_size):
-                if self.stop.is_set():
+                if self.stop.is_set() or not self._my_turn():
                     return
                 self._handle_batch(client, batch, uidvalidity)
             full_scan = False
@@ -276,7 +296,7 @@ class ImapWorker:
         client.idle()
         try:
             waited = 0.0
-            while not self.stop.is_set() and waited < self.settings.idle_timeout_seconds:
+            while not self.stop.is_set() and waited < self.settings.idle_timeout_seconds and self._my_turn():
                 responses = client.idle_check(timeout=_STOP_CHECK_SECONDS)
                 waited += _STOP_CHECK_SECONDS
                 if any(len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses):

@@ -1,0 +1,47 @@
+"""For `sportello status`: which instance reads each mailbox (its lease in the database) and since when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.table import Table
+
+from daemon.config import Config
+
+__all__ = ["lease_rows", "lease_table"]
+
+
+def lease_rows(config: Config, now: datetime | None = None) -> list[dict[str, object]]:
+    """One row per mailbox read over IMAP: its holder (None: no instance yet), since, until."""
+    from daemon.intake.leases import lease_views
+    from storage.db import init_db, make_engine
+
+    now = now or datetime.now(UTC)
+    engine = make_engine(config.database_url)
+    try:
+        init_db(engine)
+        views = lease_views(engine, [m.id for m in config.mailboxes if m.imap is not None])
+    finally:
+        engine.dispose()
+    return [
+        {
+            "mailbox": v.mailbox,
+            "holder": v.holder,
+            "since": v.acquired_at.isoformat() if v.acquired_at else None,
+            "renewed_at": v.renewed_at.isoformat() if v.renewed_at else None,
+            "expires_at": v.expires_at.isoformat() if v.expires_at else None,
+            "expired": v.expires_at is not None and v.expires_at <= now,
+        }
+        for v in views
+    ]
+
+
+def lease_table(rows: list[dict[str, object]]) -> Table:
+    table = Table("casella", "istanza", "dal", "ultimo rinnovo", "scadenza", title="Lettura delle caselle")
+    for r in rows:
+        if r["holder"] is None:
+            table.add_row(str(r["mailbox"]), "nessuna (in attesa di un'istanza)", "", "", "")
+            continue
+        until = str(r["expires_at"])[:19] + (" (scaduto: subentra un'altra istanza)" if r["expired"] else "")
+        table.add_row(str(r["mailbox"]), str(r["holder"]), str(r["since"])[:19], str(r["renewed_at"])[:19], until)
+    return table
