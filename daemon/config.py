@@ -275,6 +275,8 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
     offices: tuple[Office, ...] = Field(min_length=1)
     people: tuple[Person, ...] = ()
+    # Who reads the alerts digest: ids of people above, or email addresses.
+    admins: tuple[str, ...] = ()
     smtp_profiles: tuple[SmtpProfile, ...] = Field(min_length=1)
     mailboxes: tuple[Mailbox, ...] = Field(min_length=1)
     # The working-day calendar (daemon.workcalendar owns its model and its arithmetic).
@@ -300,6 +302,11 @@ class Config(_Strict):
 
     def people_with_role(self, role: str, office: str | None = None) -> list[Person]:
         return [p for p in self.people if role in p.roles and (office is None or not p.offices or office in p.offices)]
+
+    @property
+    def admin_addresses(self) -> tuple[str, ...]:
+        people = {p.id: p.address for p in self.people}
+        return tuple(dict.fromkeys(people.get(a, a) for a in self.admins))
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -359,6 +366,10 @@ def _cross_check(doc: YamlDocument, cfg: Config) -> list[YamlProblem]:
         for off in person.offices:
             if off not in offices:
                 problems.append(doc.problem(["people", i, "offices"], f"ufficio sconosciuto: {off}"))
+    people_ids = {p.id for p in cfg.people}
+    for i, admin in enumerate(cfg.admins):
+        if admin not in people_ids and "@" not in admin:
+            problems.append(doc.problem(["admins", i], f"né una persona di people né un indirizzo email: {admin}"))
     for office_id in cfg.calendar.patron_subdivision:
         if office_id not in offices:
             where = ["calendar", "patron_subdivision", office_id]

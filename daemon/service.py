@@ -129,6 +129,7 @@ class Service:
 
     def run(self, stop: threading.Event, *, imap_passwords: dict[str, str] | None = None) -> None:
         """Run every worker until `stop` is set; return after a clean stop."""
+        from daemon.alerts.digest import AlertDigest, start_digest_job
         from daemon.outbound.sender import OutboxSender
 
         threads: list[threading.Thread] = []
@@ -166,6 +167,9 @@ class Service:
         threads.append(threading.Thread(target=self._watch_rules, args=(stop,), name="rules", daemon=True))
         lmtp = self._start_lmtp()
         scheduler = self._start_scheduler()
+        alert_digest = start_digest_job(
+            AlertDigest(self.config, self.session_factory, self.renderer, clock=self.clock, on_outbox=self._wake_sender)
+        )
         for t in threads:
             t.start()
         self.monitor.start()
@@ -182,6 +186,8 @@ class Service:
             self._sender_process = None
         if scheduler is not None:
             scheduler.shutdown()
+        if alert_digest is not None:
+            alert_digest.shutdown()
         log.info("sportello fermato")
 
     def _lease_keeper(self) -> LeaseKeeper:

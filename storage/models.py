@@ -222,6 +222,7 @@ class Alert(Base):
     inbound_id: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(Text, default="")
     acknowledged_at: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]  # when the admins' digest email told of it
 
     # No database constraint (alerts outlive what they point at), but set through the object the key is
     # filled at the batch's single flush, like the other rows of a message.

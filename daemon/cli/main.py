@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from daemon.cli import alerts as alerts_cli
 from daemon.cli import pec as pec_cli
 from daemon.cli import rules as rules_cli
 from daemon.cli import sla as sla_cli
@@ -47,6 +48,7 @@ app.add_typer(inbound_app, name="inbound")
 app.add_typer(rules_cli.app, name="rules")
 app.add_typer(pec_cli.app, name="pec")
 app.add_typer(sla_cli.app, name="sla")
+app.add_typer(alerts_cli.app, name="alerts")
 app.command("status")(status_cli.status)
 
 

@@ -1,0 +1,1 @@
+"""Alerts for the admins: listing and acknowledging them, and the digest email that tells them."""
