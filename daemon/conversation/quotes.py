@@ -26,7 +26,8 @@ _QUOTE_MARKS = re.compile(r"(?:>\s?)+")
 _ATTRIBUTION_START = re.compile(r"(?:il|on)\s", re.IGNORECASE)
 # "Il 16/11/2026 10:15, Mario Rossi ha scritto:", "Il giorno lun 16 nov 2026 alle ore 10:15 ... ha scritto:",
 # "On Mon, Nov 16, 2026 at 10:15 AM ... wrote:"; a date or time in it keeps ordinary sentences out.
-_ATTRIBUTION = re.compile(r"(?:il|on)\s[^\n]*\d[^\n]*\s(?:ha\s+scritto|wrote)\s*:", re.IGNORECASE)
+_ATTRIBUTION_END = re.compile(r"\s(?:ha\s+scritto|wrote)\s*:\Z", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _ATTRIBUTION_WIDTH = 400
 _ORIGINAL_MESSAGE = re.compile(
     r"-{2,}\s*(?:messaggio\s+originale|original\s+message|messaggio\s+inoltrato|forwarded\s+message)\s*-{2,}",
@@ -57,7 +58,7 @@ def _attribution_length(lines: list[str], index: int) -> int:
             joined += " " + _unquoted(lines[index + extra])
         if len(joined) > _ATTRIBUTION_WIDTH:
             return 0
-        if _ATTRIBUTION.fullmatch(joined):
+        if joined.endswith(":") and _ATTRIBUTION_END.search(joined) and _DIGIT.search(joined):
             return extra + 1
     return 0
 
