@@ -7,6 +7,7 @@ import re
 from mailparser_reply.parser import EmailMessage
 
 from daemon.conversation.htmltext import reply_text
+from daemon.mail.html_text import html_to_text
 
 __all__ = ["new_text"]
 
@@ -123,9 +124,21 @@ def _library_keeps(lines: list[str]) -> int:
     return len(lines)  # nothing found in the head: the rest is beyond its reach
 
 
+def _has_text_part(text: str | None, html: str | None) -> bool:
+    if not text or not text.strip():
+        return False
+    # Intake gives an HTML-only message the HTML's words as its text (ParsedMessage.text_body): that flat
+    # rendering has lost the quote marks and the client's containers, so the HTML is read instead.
+    return not html or text != html_to_text(html)
+
+
 def new_text(text: str | None, html: str | None) -> str:
-    """The text a person wrote in a reply, without the quoted history, the signature and the blank edges."""
-    source = text if text and text.strip() else reply_text(html) if html else ""
+    """The text a person wrote in a reply, without the quoted history, the signature and the blank edges.
+
+    `text` is the text/plain part; the HTML is read when there is none, or when `text` is only intake's
+    rendering of the HTML.
+    """
+    source = text if text is not None and _has_text_part(text, html) else reply_text(html) if html else ""
     lines = _bottom_posted(_lines(source))
     end = next((index for index in range(len(lines)) if _starts_history(lines, index)), len(lines))
     lines = lines[:end]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from daemon.conversation.quotes import new_text
+from daemon.mail.message import parse_message
 
 QUOTED = "> Buongiorno,\n> vorrei sapere lo stato della pratica.\n> Mario Rossi\n"
 
@@ -244,3 +245,33 @@ def test_broken_html_never_raises() -> None:
     for html in ("<div", "</div></p><blockquote>", "<div>" * 2000 + "testo", "<!--", "<a href='x>ciao"):
         assert isinstance(new_text(None, html), str)
     assert new_text(None, "<div>" * 2000 + "testo" + "</span>" * 10) == "testo"
+
+
+def _html_only_mail(html: str) -> bytes:
+    return (
+        "From: Luigi Bianchi <luigi.bianchi@inps.example>\r\nTo: sportello.ferrara@inps.example\r\n"
+        "Subject: R: [FE-2026-000123] Estratto conto\r\nMessage-ID: <r1@inps.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + html
+    ).encode("utf-8")
+
+
+def test_html_only_reply_as_intake_parses_it() -> None:
+    # Intake fills text_body with the HTML's flat words: read as text, the quoted history and the internal
+    # addresses of the header block would be relayed to the citizen.
+    msg = parse_message(_html_only_mail(OUTLOOK_HTML))
+    assert msg.text_body.strip()
+    assert new_text(msg.text_body, msg.html_body) == (
+        "Presa in carico: la ricontatto entro venerdì.\n\nImporto dovuto: 1.250,00 €"
+    )
+
+
+def test_text_part_of_a_multipart_alternative_is_read() -> None:
+    raw = (
+        b"From: l@inps.example\r\nTo: s@inps.example\r\nSubject: R: x\r\nMessage-ID: <r2@inps.example>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDal testo.\r\n\r\n"
+        b"Il 16/11/2026 10:15, Mario Rossi ha scritto:\r\n> domanda\r\n"
+        b"--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Dall'HTML.</p>\r\n--B--\r\n"
+    )
+    msg = parse_message(raw)
+    assert new_text(msg.text_body, msg.html_body) == "Dal testo."
