@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from html.parser import HTMLParser
+from typing import Literal
 
 __all__ = ["reply_text"]
 
@@ -30,8 +31,32 @@ _SIGNATURE_IDS = frozenset({"signature"})
 _SIGNATURE_CLASSES = frozenset({"moz-signature", "gmail_signature"})
 # Browsers bound nesting too; it keeps memory and the unwinding at an end tag bounded on hostile input.
 _MAX_DEPTH = 512
+_PIECE = 64 * 1024
+_MAX_HTML = 1024 * 1024
 _SPACES = re.compile(r"[ \t\n\r\f\v\xa0\u200b]+")
 _OUTLOOK_SEPARATOR = "_" * 32  # what Outlook writes for <hr> in its own plain-text part
+
+
+def _role(attrs: list[tuple[str, str | None]]) -> Literal["history", "signature"] | None:
+    """Whether an element is where a client put the quoted message or the sender's signature."""
+    for name, value in attrs:
+        if not value:
+            continue
+        if name == "id":
+            element_id = value.strip().lower()
+            if element_id in _HISTORY_IDS:
+                return "history"
+            if element_id in _SIGNATURE_IDS:
+                return "signature"
+        elif name == "class":
+            classes = set(value.lower().split())
+            if classes & _HISTORY_CLASSES:
+                return "history"
+            if classes & _SIGNATURE_CLASSES:
+                return "signature"
+        elif name == "data-smartmail" and value == "gmail_signature":
+            return "signature"
+    return None
 
 
 class _ReplyText(HTMLParser):
@@ -68,10 +93,8 @@ class _ReplyText(HTMLParser):
         if self.done or self._hidden_at is not None:
             self._push(tag)
             return
-        values = {name: (value or "") for name, value in attrs}
-        element_id = values.get("id", "").strip().lower()
-        classes = set(values.get("class", "").lower().split())
-        if element_id in _HISTORY_IDS or classes & _HISTORY_CLASSES:
+        role = _role(attrs) if attrs else None
+        if role == "history":
             self._block_boundary()
             self.done = True
             return
@@ -89,12 +112,7 @@ class _ReplyText(HTMLParser):
         if tag in _VOID:
             return
         self._push(tag)
-        if (
-            tag in _INVISIBLE
-            or element_id in _SIGNATURE_IDS
-            or classes & _SIGNATURE_CLASSES
-            or values.get("data-smartmail") == "gmail_signature"
-        ):
+        if tag in _INVISIBLE or role == "signature":
             self._hidden_at = len(self._open)
         elif tag == "blockquote":
             self._quote += 1
@@ -149,8 +167,15 @@ class _ReplyText(HTMLParser):
 
 
 def reply_text(html: str) -> str:
-    """The text of an HTML reply, stopping where the client placed the quoted message; signatures left out."""
+    """The text of an HTML reply, stopping where the client placed the quoted message; signatures left out.
+
+    Read in pieces, and no further than the quoted message or the first MiB: what a person writes in a reply
+    stands at its top, and the history below can be megabytes of markup.
+    """
     parser = _ReplyText()
-    parser.feed(html)
+    for start in range(0, min(len(html), _MAX_HTML), _PIECE):
+        parser.feed(html[start : start + _PIECE])
+        if parser.done:
+            break
     parser.close()
     return parser.text()

@@ -275,3 +275,10 @@ def test_text_part_of_a_multipart_alternative_is_read() -> None:
     )
     msg = parse_message(raw)
     assert new_text(msg.text_body, msg.html_body) == "Dal testo."
+
+
+def test_html_is_read_no_further_than_its_first_mebibyte() -> None:
+    html = "<div>In testa.</div><div>" + "parola " * 200_000 + "</div><div>In fondo.</div>"
+    text = new_text(None, html)
+    assert text.startswith("In testa.\nparola parola")
+    assert "In fondo." not in text
