@@ -16,13 +16,16 @@ from daemon.core.analysis import Lookups
 from daemon.core.pipeline import InboundItem, Outcome, Pipeline
 from daemon.intake.imap import FetchedMessage, ImapWorker
 from daemon.ops.monitor import Monitor
+from daemon.ops.reloader import AdminFiles
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 from storage.models import Alert
 
 if TYPE_CHECKING:
+    from daemon.classify import Vocabularies
     from daemon.intake.leases import LeaseKeeper
     from daemon.intake.lmtp import LmtpIntake
+    from daemon.sla.policies import PolicyStore
 
 __all__ = ["Service"]
 
@@ -60,6 +63,7 @@ class Service:
             self.rules_dir, config, known_templates=self.renderer.names(), vocabulary=vocabulary_ids(self.vocab)
         )
         self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules)
+        self.admin_files = self._admin_files()
         self.outbox_wake = threading.Event()
         self.pipeline = Pipeline(
             config,
@@ -75,6 +79,34 @@ class Service:
         self.workers: list[ImapWorker] = []
         self.monitor = Monitor(config, self.session_factory, clock, lambda: self.workers)
         self._install_sla_hooks()
+
+    def _admin_files(self) -> AdminFiles:
+        """Rules, vocabularies, templates and SLA policies reloaded in place (every 2 s, and on SIGHUP)."""
+        from daemon.classify.store import LoadedVocabularies, VocabularyStore
+        from daemon.rules import load_ruleset
+        from daemon.rules.loader import vocabulary_ids
+        from daemon.sla import runtime_for_engine
+
+        def rules_accept(vocab: Vocabularies) -> None:
+            load_ruleset(self.rules_dir, self.config, self.renderer.names(), vocabulary_ids(vocab))
+
+        def use(loaded: LoadedVocabularies) -> None:
+            self.vocab = self.analyser.vocab = loaded.vocab
+            self.rules.vocabulary = vocabulary_ids(loaded.vocab)
+
+        def policies() -> PolicyStore | None:
+            runtime = runtime_for_engine(self.engine)
+            return runtime.store if runtime is not None else None
+
+        return AdminFiles(
+            rules=self.rules,
+            vocabulary=VocabularyStore(self.rules_dir, rules_accept, initial=self.vocab),
+            renderer=self.renderer,
+            policies=policies,
+            on_vocabulary=use,
+            session_factory=self.session_factory,
+            clock=self.clock,
+        )
 
     def _wake_sender(self) -> None:
         self.outbox_wake.set()
@@ -127,8 +159,15 @@ class Service:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, *, imap_passwords: dict[str, str] | None = None) -> None:
-        """Run every worker until `stop` is set; return after a clean stop."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        imap_passwords: dict[str, str] | None = None,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        """Run every worker until `stop` is set; return after a clean stop. `on_started` is called once
+        everything runs (systemd's READY)."""
         from daemon.alerts.digest import AlertDigest, start_digest_job
         from daemon.outbound.sender import OutboxSender
 
@@ -174,6 +213,8 @@ class Service:
             t.start()
         self.monitor.start()
         log.info("sportello avviato: %d caselle", len(self.workers))
+        if on_started is not None:
+            on_started()
         stop.wait()
         if lmtp is not None:
             lmtp.stop()
@@ -221,7 +262,7 @@ class Service:
     def _watch_rules(self, stop: threading.Event) -> None:
         while not stop.wait(2.0):
             try:
-                self.rules.refresh()
+                self.admin_files.refresh()
             except Exception:  # never let a reload problem stop routing
                 log.exception("ricaricamento regole non riuscito")
 

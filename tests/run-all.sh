@@ -13,6 +13,13 @@ if ! command -v /usr/sbin/dovecot >/dev/null 2>&1; then
     echo "dovecot-imapd is missing and we are not root: IMAP integration tests will be skipped."
   fi
 fi
+# systemd-analyze checks the unit in deploy/ (tests/ops/test_systemd.py); nothing is started with it.
+if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  echo "Installing systemd (systemd-analyze verify for deploy/sportello.service)..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
 # The Debian package starts a system-wide Dovecot we do not use: tests start their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop dovecot >/dev/null 2>&1 || true; fi
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -64,19 +61,16 @@ def _global_options(config: ConfigOpt = None) -> None:
 
 @app.command()
 def run(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Avvia il servizio: lettura delle caselle, invio email, scadenze. Si ferma con SIGTERM/SIGINT."""
+    """Avvia il servizio: lettura delle caselle, invio email, scadenze. Si ferma con SIGTERM/SIGINT; con
+    SIGHUP ricarica regole, vocabolari, modelli e politiche SLA."""
+    from daemon.ops.supervisor import Supervisor
+
     configure_logging(get_config(config).logging, verbose=verbose)
     service = get_service(config)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        logging.getLogger("sportello").info("segnale %s ricevuto: arresto in corso", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    service.run(stop)
-    service.close()
+    try:
+        Supervisor(service).run()
+    finally:
+        service.close()
 
 
 def _parse_time(value: str | None) -> datetime | None:

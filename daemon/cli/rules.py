@@ -62,24 +62,10 @@ def _print_problems(console: Console, title: str, problems: list[YamlProblem]) -
 
 def _template_problems(templates_dir: Path, names: set[str]) -> list[YamlProblem]:
     """Jinja syntax errors and missing `oggetto`/`testo` blocks, found now rather than at send time."""
-    from jinja2 import TemplateSyntaxError
-
     from daemon.outbound.templates import TemplateRenderer
 
-    renderer = TemplateRenderer(templates_dir)
-    problems = []
-    for name in sorted(names):
-        path = templates_dir / f"{name}.j2"
-        try:
-            template = renderer.env.get_template(f"{name}.j2")
-        except TemplateSyntaxError as exc:
-            problems.append(YamlProblem(str(path), exc.lineno, "", f"modello non valido: {exc.message}"))
-            continue
-        missing = [b for b in ("oggetto", "testo") if b not in template.blocks]
-        if missing:
-            blocks = " e ".join(f"{{% block {b} %}}" for b in missing)
-            problems.append(YamlProblem(str(path), None, "", f"nel modello manca {blocks}"))
-    return problems
+    problems = TemplateRenderer(templates_dir).templates.problems
+    return [problems[f"{name}.j2"] for name in sorted(names) if f"{name}.j2" in problems]
 
 
 @dataclass

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+
+from daemon.outbound.template_store import SnapshotLoader, TemplateStore
+from daemon.yamlfiles.source import YamlProblem
 
 __all__ = ["RenderedEmail", "TemplateRenderer", "TemplateError", "data_it"]
 
@@ -54,7 +57,6 @@ class TemplateRenderer:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.env = Environment(
-            loader=FileSystemLoader(str(self.directory)),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -63,6 +65,21 @@ class TemplateRenderer:
         )
         self.env.filters["data_it"] = data_it
         self.env.filters["giorno_it"] = lambda v: data_it(v, with_time=False)
+        # Checked with the filters above, so after them; `refresh()` takes in edits (see TemplateStore).
+        self.templates = TemplateStore(self.directory, self._problem)
+        self.env.loader = SnapshotLoader(self.templates)
+
+    def _problem(self, file_name: str, path: Path, source: str) -> YamlProblem | None:
+        """Jinja syntax errors (unknown filters too) and missing `oggetto`/`testo` blocks."""
+        try:
+            template = self.env.from_string(source)
+        except TemplateSyntaxError as exc:
+            return YamlProblem(str(path), exc.lineno, "", f"modello non valido: {exc.message}")
+        missing = [b for b in ("oggetto", "testo") if b not in template.blocks]
+        if missing:
+            blocks = " e ".join(f"{{% block {b} %}}" for b in missing)
+            return YamlProblem(str(path), None, "", f"nel modello manca {blocks}")
+        return None
 
     def names(self) -> set[str]:
         return {p.name[: -len(".j2")] for p in self.directory.glob("*.j2")}

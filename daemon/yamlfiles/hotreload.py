@@ -36,12 +36,16 @@ class Reloading(ABC, Generic[T, E]):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp = file_stamp(path)
+        self._stamp = self._stamp_now()
         self._current = self._load()  # at start, errors are fatal
         self.last_error: E | None = None
 
     @abstractmethod
     def _load(self) -> T: ...
+
+    def _stamp_now(self) -> object:
+        """What changes when the file does (several files: override)."""
+        return file_stamp(self.path)
 
     @property
     def current(self) -> T:
@@ -53,7 +57,7 @@ class Reloading(ABC, Generic[T, E]):
 
     def refresh(self) -> bool:
         """Reload if the file changed. True if a new version is now in force."""
-        stamp = file_stamp(self.path)
+        stamp = self._stamp_now()
         with self._lock:
             if stamp == self._stamp:
                 return False
