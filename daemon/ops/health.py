@@ -68,7 +68,9 @@ def check_mailboxes(states: Sequence[MailboxState], grace_seconds: float, now: f
     for state in states:
         name = f"casella:{state.mailbox}"
         window = state.window_seconds + grace_seconds
-        if state.last_sync is None:
+        if not state.held:
+            checks.append(Check(name, True, "letta da un'altra istanza"))
+        elif state.last_sync is None:
             checks.append(Check(name, False, "mai sincronizzata dall'avvio"))
         elif now - state.last_sync > window:
             ago = now - state.last_sync

@@ -36,6 +36,7 @@ class MailboxState:
     connected: bool
     last_sync: float | None  # time.time() of the last successful sync, None before the first
     window_seconds: float  # a healthy worker syncs at least this often
+    held: bool = True  # False while another instance holds the mailbox's lease (it is read there)
 
 
 class _StateCollector(Collector):

@@ -36,7 +36,13 @@ class Monitor:
 
     def mailbox_states(self) -> list[MailboxState]:
         return [
-            MailboxState(w.mailbox.id, w.connected.is_set(), w.last_sync, w.settings.sync_period_seconds)
+            MailboxState(
+                w.mailbox.id,
+                w.connected.is_set(),
+                w.last_sync,
+                w.settings.sync_period_seconds,
+                held=w.turn is None or w.turn.held(w.mailbox.id),
+            )
             for w in self.workers()
         ]
 

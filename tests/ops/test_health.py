@@ -58,8 +58,11 @@ def test_a_mailbox_is_late_past_its_period_plus_the_grace() -> None:
         MailboxState("fe-credito", True, now - 350, window_seconds=300),
         MailboxState("fe-pec", False, now - 450, window_seconds=300),
         MailboxState("fe-durc", False, None, window_seconds=300),
+        MailboxState("fe-direzione", False, None, window_seconds=300, held=False),
     ]
     checks = {c.name: c for c in check_mailboxes(states, grace_seconds=120, now=now)}
     assert checks["casella:fe-credito"].ok
     assert not checks["casella:fe-pec"].ok and "450 s" in checks["casella:fe-pec"].detail
     assert not checks["casella:fe-durc"].ok and "mai" in checks["casella:fe-durc"].detail
+    # Read by another instance (its lease): not this instance's failure.
+    assert checks["casella:fe-direzione"].ok and "altra istanza" in checks["casella:fe-direzione"].detail
