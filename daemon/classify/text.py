@@ -152,6 +152,7 @@ class Lexicon:
         self._meaning: dict[str, tuple[str, ...]] = {}  # text word -> vocabulary words (memo, bounded)
         self._words: set[str] = set()
         self._deletes: dict[str, set[str]] = {}
+        self._longest = 0  # a text word longer by two or more is no typo of any: its deletions are not built
         for p in phrases:
             if not p.words:
                 continue
@@ -162,6 +163,7 @@ class Lexicon:
                 if w in self._words:
                     continue
                 self._words.add(w)
+                self._longest = max(self._longest, len(w))
                 if len(w) >= FUZZY_MIN_LEN - 1 and not w.isdigit():
                     for d in _deletions(w):
                         self._deletes.setdefault(d, set()).add(w)
@@ -179,7 +181,7 @@ class Lexicon:
         if len(self._meaning) >= _MEMO_LIMIT:
             self._meaning.clear()
         found = {word} if word in self._words else set()
-        if len(word) >= FUZZY_MIN_LEN - 1 and not word.isdigit():
+        if FUZZY_MIN_LEN - 1 <= len(word) <= self._longest + 1 and not word.isdigit():
             for d in _deletions(word):
                 for cand in self._deletes.get(d, ()):
                     if cand not in found and within_one_edit(word, cand):

@@ -120,9 +120,16 @@ def parse_message_ids(value: str | None) -> tuple[str, ...]:
 _FOLD = re.compile(r"\r?\n[ \t]")
 
 
+# The stdlib decodes RFC 2047 words with a Python call per encoded byte (about 4 µs): a header value is
+# decoded up to this length (a real one is far shorter), and a message's headers up to the total below.
+MAX_HEADER_CHARS = 16_384
+_MAX_DECODED_HEADERS = 262_144
+
+
 def decode_header_value(value: object) -> str:
     """Unfold and decode RFC 2047 words; undecodable input keeps its raw form rather than failing."""
     text = _FOLD.sub(" ", str(value)) if not isinstance(value, Header) else str(value)
+    text = text[:MAX_HEADER_CHARS]
     if "=?" not in text:
         return text
     try:
@@ -146,8 +153,14 @@ def _all_headers(msg: Message) -> dict[str, tuple[str, ...]]:
     # compat32 parsing with decoding on demand: the header registry of the modern policy costs
     # milliseconds per message, which is most of the intake time at a few hundred messages a second.
     out: dict[str, list[str]] = {}
+    budget = _MAX_DECODED_HEADERS
     for key, value in msg.items():
-        out.setdefault(key.lower(), []).append(decode_header_value(value))
+        text = str(value)
+        budget -= len(text)
+        # Past the budget (a hostile pile of headers), values are kept unfolded but not decoded.
+        out.setdefault(key.lower(), []).append(
+            decode_header_value(text) if budget >= 0 else _FOLD.sub(" ", text[:MAX_HEADER_CHARS])
+        )
     return {k: tuple(v) for k, v in out.items()}
 
 

@@ -43,6 +43,7 @@ def _decoded(value: str) -> str:
     """An RFC 2047 header value as text; the raw value when it cannot be decoded."""
     if "=?" not in value:
         return value
+    value = value[:16_384]  # the stdlib decodes byte by byte in Python; a real subject is far shorter
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
