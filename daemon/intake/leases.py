@@ -189,24 +189,34 @@ class LeaseKeeper:
         self._renew_every = self._ttl / 3
         self._poll = poll_seconds if poll_seconds is not None else min(1.0, self._ttl / 10)
         self._renewed: dict[str, float] = {}  # box -> monotonic time of the last successful renewal
-        # Handed over: still renewed (nobody may start on it) until the worker has surely finished its batch.
+        # Handed over: still renewed (nobody may start on it) until its worker has let it go (it waits for
+        # its turn again), or at the latest one renewal later.
         self._handing_over: dict[str, float] = {}
+        self._waiting: set[str] = set()  # boxes whose worker is in wait(): reading nothing
         self._changed = threading.Condition()
 
     def held(self, box: str) -> bool:
         """Held and renewed recently enough that nobody else can have taken it over."""
         with self._changed:
-            at = self._renewed.get(box)
+            return self._fresh(box)
+
+    def _fresh(self, box: str) -> bool:
+        at = self._renewed.get(box)
         return at is not None and time.monotonic() - at < self._ttl * 0.9
 
     def wait(self, box: str, stop: threading.Event) -> bool:
-        """Block until this instance holds `box` (True) or `stop` is set (False)."""
-        while not stop.is_set():
-            if self.held(box):
-                return True
-            with self._changed:
-                self._changed.wait(self._poll)
-        return False
+        """Block until this instance holds `box` (True) or `stop` is set (False). Meanwhile the worker
+        reads nothing, so a mailbox being handed over can be released at once."""
+        with self._changed:
+            self._waiting.add(box)
+            try:
+                while not stop.is_set():
+                    if self._fresh(box):
+                        return True
+                    self._changed.wait(self._poll)
+                return False
+            finally:
+                self._waiting.discard(box)
 
     def run(self, stop: threading.Event) -> None:
         last_renewal = 0.0
@@ -219,8 +229,8 @@ class LeaseKeeper:
                     mine = [*self._renewed, *self._handing_over]
                     self._note(self.leases.renew(mine), started, mine)
                 share = math.ceil(len(self.boxes) / self.leases.alive())
+                self._hand_over(share, started)
                 if renewing:
-                    self._hand_over(share, started)
                     last_renewal = started
                 free = [b for b in self.boxes if b not in self._renewed and b not in self._handing_over]
                 taken = self.leases.take(free, share - len(self._renewed) - len(self._handing_over))
@@ -232,8 +242,10 @@ class LeaseKeeper:
             stop.wait(self._poll)
 
     def _hand_over(self, share: int, now: float) -> None:
-        """Stop reading what exceeds this instance's share; release it one renewal later."""
-        due = [b for b, at in self._handing_over.items() if now - at >= self._renew_every]
+        """Stop reading what exceeds this instance's share; release it once its worker has let it go."""
+        with self._changed:
+            waiting = set(self._waiting)
+        due = [b for b, at in self._handing_over.items() if b in waiting or now - at >= self._renew_every]
         if due:
             self.leases.release(due)
             for box in due:
