@@ -4,10 +4,15 @@ Phase 1 (throughput): N messages (mixed sizes, a third with a 20 KB attachment) 
 Dovecot, then the daemon starts; measured from the first fetched batch to the last acknowledgement
 accepted by the sink.
 Phase 2 (latency): with the daemon idle in IMAP IDLE, messages are appended one at a time; measured
-from APPEND to the acknowledgement accepted by the sink (p50, p95).
-The daemon runs as `sportello run` in its own process tree (intake + sender); peak RSS is of that tree.
+from APPEND to the acknowledgement accepted by the sink (p50, p95), split at the moment the server
+announces the message (EXISTS, seen by a watching IDLE session of our own): before it, Dovecot's own
+notification delay; after it, the daemon's part (fetch, record, send the acknowledgement).
+Phase 3 (LMTP): messages delivered one at a time over LMTP; measured from the end of DATA to the 250
+reply, and to the acknowledgement accepted by the sink.
+The daemon runs as `sportello run` in its own process tree (intake + sender) with 20 mailboxes
+configured (each with its IMAP worker); peak RSS is of that tree.
 
-    .venv/bin/python bench/throughput.py [-n 2000] [--latency-samples 100]
+    .venv/bin/python bench/throughput.py [-n 2000] [--latency-samples 100] [--lmtp-samples 100]
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import email
 import os
 import random
 import signal
+import smtplib
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,11 +40,69 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from daemon.config import load_config  # noqa: E402
+from daemon.config import Config, LmtpConfig, load_config  # noqa: E402
 from tests.servers.dovecot import start_dovecot  # noqa: E402
 from tests.support.stack import citizen_mail, imap_env, stack_config, wait_until, write_config  # noqa: E402
 
 MAILBOX = "fe-credito"
+CONFIGURED_MAILBOXES = 20
+
+
+def _with_mailboxes(cfg: Config, total: int) -> Config:
+    """The shipped mailboxes plus copies of the first ordinary one, up to `total` read over IMAP."""
+    template = cfg.mailbox(MAILBOX)
+    assert template.imap is not None
+    extra = [
+        template.model_copy(
+            update={
+                "id": f"extra-{k:02d}",
+                "address": f"extra{k:02d}.ferrara@inps.example",
+                "imap": template.imap.model_copy(update={"username": f"extra-{k:02d}"}),
+            }
+        )
+        for k in range(1, total - sum(1 for m in cfg.mailboxes if m.imap) + 1)
+    ]
+    return cfg.model_copy(update={"mailboxes": (*cfg.mailboxes, *extra)})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ExistsWatch:
+    """An IDLE session of our own on the mailbox: when the server announces each new message (EXISTS),
+    as it announces it to the daemon's session."""
+
+    def __init__(self, dovecot: object, user: str) -> None:
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._client = dovecot.client(user)  # type: ignore[attr-defined]
+        self._imap = self._client.__enter__()
+        self._imap.select_folder("INBOX", readonly=True)
+        self._imap.idle()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for response in self._imap.idle_check(timeout=0.2):
+                if len(response) >= 2 and response[1] == b"EXISTS":
+                    self.times.append(time.time())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self._imap.idle_done()
+        finally:
+            self._client.__exit__(None, None, None)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _start_sink(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -145,19 +210,26 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=2000, help="messages for the throughput phase")
     ap.add_argument("--latency-samples", type=int, default=100)
     ap.add_argument("--latency-interval", type=float, default=0.2, help="seconds between appends in phase 2")
+    ap.add_argument("--lmtp-samples", type=int, default=100)
     args = ap.parse_args()
 
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="sportello-bench-"))
-    base = load_config(ROOT / "config.yaml", env={})
-    dovecot = start_dovecot(work / "dovecot", [MAILBOX])
+    base = _with_mailboxes(load_config(ROOT / "config.yaml", env={}), CONFIGURED_MAILBOXES)
+    dovecot = start_dovecot(work / "dovecot", [m.imap.username for m in base.mailboxes if m.imap])
     spool = work / "spool"
     spool.mkdir()
     sink, smtp_port = _start_sink(spool)
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        cfg = stack_config(base, work / "data", imap_port=dovecot.port, smtp_port=smtp_port, mailboxes=[MAILBOX])
-        cfg = cfg.model_copy(update={"archive": cfg.archive.model_copy(update={"fsync": True})})
+        cfg = stack_config(base, work / "data", imap_port=dovecot.port, smtp_port=smtp_port)
+        lmtp_port = _free_port()
+        cfg = cfg.model_copy(
+            update={
+                "archive": cfg.archive.model_copy(update={"fsync": True}),
+                "lmtp": LmtpConfig(listen=f"127.0.0.1:{lmtp_port}"),
+            }
+        )
         config_path = write_config(cfg, work / "etc")
         db = Path(cfg.database_url.removeprefix("sqlite:///"))
         address = cfg.mailbox(MAILBOX).address
@@ -198,13 +270,20 @@ def main() -> int:
         # Phase 2: latency with IDLE, one message at a time.
         before = {p.name for p in _spooled(spool)}
         appended: dict[str, float] = {}
+        announced: dict[str, float] = {}
         msgs = _messages(address, args.latency_samples, 100_000, rng)
+        watch = ExistsWatch(dovecot, MAILBOX)
         with dovecot.client(MAILBOX) as c:
             for raw in msgs:
                 mid = email.message_from_bytes(raw, policy=default_policy)["Message-ID"].strip("<>")
+                seen = len(watch.times)
                 appended[mid] = time.time()
                 c.append("INBOX", raw)
+                wait_until(lambda s=seen: len(watch.times) > s, 5, interval=0.002)
+                if len(watch.times) > seen:
+                    announced[mid] = watch.times[seen]
                 time.sleep(args.latency_interval)
+        watch.stop()
         wait_until(lambda: _count(spool) >= args.n + args.latency_samples, 120, interval=0.1)
         latencies = []
         acked: dict[str, float] = {}
@@ -216,7 +295,6 @@ def main() -> int:
             if mid in appended:
                 latencies.append(p.stat().st_mtime - appended[mid])
                 acked[mid] = p.stat().st_mtime
-        rss.stop()
         latencies.sort()
         if latencies:
             p50 = statistics.median(latencies)
@@ -235,9 +313,55 @@ def main() -> int:
                     f"  of which APPEND -> recorded p50 {statistics.median(before) * 1000:.0f} ms, "
                     f"recorded -> ack p50 {statistics.median(after) * 1000:.0f} ms"
                 )
+            server = [announced[m] - appended[m] for m in acked if m in announced]
+            ours = [acked[m] - announced[m] for m in acked if m in announced]
+            if ours:
+                print(
+                    f"  split at the server's EXISTS ({len(ours)} samples): Dovecot APPEND -> EXISTS p50 "
+                    f"{statistics.median(server) * 1000:.0f} ms; daemon EXISTS -> ack p50 "
+                    f"{statistics.median(ours) * 1000:.0f} ms, p99 {_percentile(ours, 0.99) * 1000:.0f} ms"
+                )
+
+        # Phase 3: delivery over LMTP, one message at a time.
+        lmtp_msgs = _messages(address, args.lmtp_samples, 200_000, rng)
+        data_end: dict[str, float] = {}
+        replied: list[float] = []
+        client = smtplib.LMTP("127.0.0.1", lmtp_port, timeout=30)
+        client.ehlo()
+        for raw in lmtp_msgs:
+            mid = email.message_from_bytes(raw, policy=default_policy)["Message-ID"].strip("<>")
+            client.mail("cittadino@posta.example")
+            client.rcpt(address)
+            wire = raw.replace(b"\n", b"\r\n")
+            client.send(b"DATA\r\n")
+            client.getreply()
+            client.send(wire + (b"" if wire.endswith(b"\r\n") else b"\r\n"))
+            data_end[mid] = time.time()
+            client.send(b".\r\n")
+            code, _ = client.getreply()
+            replied.append(time.time() - data_end[mid])
+            assert code == 250, code
+            time.sleep(args.latency_interval)
+        client.quit()
+        total = args.n + args.latency_samples + args.lmtp_samples
+        wait_until(lambda: _count(spool) >= total, 120, interval=0.1)
+        lmtp_acks = []
+        for p in _spooled(spool):
+            ack = email.message_from_bytes(p.read_bytes(), policy=default_policy)
+            mid = str(ack["In-Reply-To"] or "").strip().strip("<>")
+            if mid in data_end:
+                lmtp_acks.append(p.stat().st_mtime - data_end[mid])
+        if replied and lmtp_acks:
+            print(
+                f"LMTP: DATA -> 250 p50 {statistics.median(replied) * 1000:.0f} ms, "
+                f"DATA -> ack p50 {statistics.median(lmtp_acks) * 1000:.0f} ms "
+                f"({len(replied)} samples; 250 p99 {_percentile(replied, 0.99) * 1000:.0f} ms, "
+                f"ack p99 {_percentile(lmtp_acks, 0.99) * 1000:.0f} ms)"
+            )
+        rss.stop()
         print(
-            f"peak RSS of the daemon: {rss.peak_total / 2**20:.0f} MiB for both processes, "
-            f"{rss.peak_single / 2**20:.0f} MiB for the largest"
+            f"peak RSS of the daemon ({CONFIGURED_MAILBOXES} mailboxes configured): {rss.peak_total / 2**20:.0f} MiB "
+            f"for both processes, {rss.peak_single / 2**20:.0f} MiB for the largest"
         )
         return 0
     finally:

@@ -63,8 +63,10 @@ def _global_options(config: ConfigOpt = None) -> None:
 def run(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Avvia il servizio: lettura delle caselle, invio email, scadenze. Si ferma con SIGTERM/SIGINT; con
     SIGHUP ricarica regole, vocabolari, modelli e politiche SLA."""
+    from daemon.ops.memory import limit_arenas
     from daemon.ops.supervisor import Supervisor
 
+    limit_arenas()
     configure_logging(get_config(config).logging, verbose=verbose)
     service = get_service(config)
     try:

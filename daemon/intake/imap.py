@@ -24,6 +24,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from daemon.config import ImapSettings, Mailbox
 from daemon.intake.oauth2 import OAuth2Error, TokenProvider, token_provider
+from daemon.ops.memory import return_free_memory
 
 __all__ = ["FetchedMessage", "ImapWorker"]
 
@@ -249,6 +250,7 @@ class ImapWorker:
                 if self.stop.is_set() or not self._my_turn():
                     return
                 self._handle_batch(client, batch, uidvalidity)
+                return_free_memory()  # the batch's messages are garbage now
             full_scan = False
 
     def _handle_batch(self, client: IMAPClient, batch: list[int], uidvalidity: int) -> None:

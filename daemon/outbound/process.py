@@ -15,7 +15,9 @@ import multiprocessing
 import multiprocessing.synchronize
 import os
 import signal
+import sys
 import threading
+from collections.abc import Iterator
 
 from daemon.config import Config
 
@@ -52,9 +54,11 @@ def _child(
     log_level: int,
 ) -> None:
     from daemon.ops.logsetup import configure_logging
+    from daemon.ops.memory import limit_arenas
     from daemon.outbound.sender import OutboxSender
     from storage.db import make_engine, make_session_factory
 
+    limit_arenas()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent(parent_pid, stop)
     configure_logging(config.logging, role="invio")
@@ -65,6 +69,21 @@ def _child(
         sender.run(stop, wake)  # process-shared events: set by the parent, waited on here
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _parent_main_hidden() -> Iterator[None]:
+    """While the child is launched: `spawn` would import the parent's __main__ in it (`sportello`, the
+    whole CLI and service, twice the memory the sender needs); with no name or path to it, it does not."""
+    main = sys.modules["__main__"]
+    saved: dict[str, object] = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 class SenderProcess:
@@ -80,7 +99,8 @@ class SenderProcess:
         )
 
     def start(self) -> None:
-        self._process.start()
+        with _parent_main_hidden():
+            self._process.start()
         log.info("processo di invio avviato (pid %s)", self._process.pid)
 
     def wake(self) -> None:
