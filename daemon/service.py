@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon.alerts.storage_failure import storage_failed
 from daemon.config import Config
 from daemon.core.analysis import Lookups
 from daemon.core.pipeline import InboundItem, Outcome, Pipeline
@@ -19,6 +20,7 @@ from daemon.ops.monitor import Monitor
 from daemon.ops.reloader import AdminFiles
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
+from storage.errors import StorageUnavailable
 from storage.models import Alert
 
 if TYPE_CHECKING:
@@ -124,7 +126,11 @@ class Service:
 
     def ingest(self, items: Sequence[InboundItem]) -> list[Outcome]:
         started = time.perf_counter()
-        outcomes = self.pipeline.process_batch(items)
+        try:
+            outcomes = self.pipeline.process_batch(items)
+        except StorageUnavailable as exc:  # nothing recorded: the caller leaves the messages for a retry
+            storage_failed(self.session_factory, exc, items[0].mailbox_id if items else None, self.clock())
+            raise
         self.monitor.processed(items, outcomes, time.perf_counter() - started)
         return outcomes
 

@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from storage.errors import StorageUnavailable
+
 PREFIX = "sha256:"
 
 
@@ -36,7 +38,14 @@ class RawArchive:
 
     def store(self, raw: bytes, digest: str | None = None, *, defer_sync: bool = False) -> str:
         """Write the bytes; with `defer_sync`, durability comes from `sync_pending()`, which the
-        caller must call before committing the transaction that references the file."""
+        caller must call before committing the transaction that references the file. A directory that
+        cannot be written (read-only, full) raises StorageUnavailable."""
+        try:
+            return self._store(raw, digest, defer_sync)
+        except OSError as exc:
+            raise StorageUnavailable("archivio", f"{self.root}: {exc.strerror or exc}") from exc
+
+    def _store(self, raw: bytes, digest: str | None, defer_sync: bool) -> str:
         digest = digest or hashlib.sha256(raw).hexdigest()
         path = self._path(digest)
         if path.exists():
@@ -73,14 +82,17 @@ class RawArchive:
             pending, self._pending = self._pending, []
         if not pending:
             return
-        if _syncfs(self.root):
-            return
-        for path in pending:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        try:
+            if _syncfs(self.root):
+                return
+            for path in pending:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise StorageUnavailable("archivio", f"{self.root}: {exc.strerror or exc}") from exc
 
     def load(self, ref: str) -> bytes:
         if not ref.startswith(PREFIX):

@@ -28,6 +28,7 @@ from daemon.cli.views import (
 )
 from daemon.config import ENV_CONFIG
 from daemon.ops.logsetup import configure_logging
+from storage.errors import StorageUnavailable
 from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket
 
 app = typer.Typer(
@@ -117,7 +118,11 @@ def ingest(
         except OSError as exc:
             fail(f"impossibile leggere {f}: {exc.strerror}")
     service = get_service(config)
-    outcomes = service.ingest(items)
+    try:
+        outcomes = service.ingest(items)
+    except StorageUnavailable as exc:
+        fail(f"{exc}; nessun messaggio registrato, riprovare", code=75)  # EX_TEMPFAIL, as for the MTA
+        raise
     rows = [
         {
             "file": str(f),

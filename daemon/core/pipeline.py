@@ -40,6 +40,7 @@ from daemon.core.tickets import DEFERRED_ROWS, DeferredRows, add_event
 from daemon.outbound.templates import TemplateRenderer
 from storage.archive import RawArchive
 from storage.db import SessionFactory
+from storage.errors import StorageUnavailable, storage_errors
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketMessage
 
 __all__ = ["InboundItem", "Outcome", "Pipeline", "Analyser", "session_lookups", "opened_hooks"]
@@ -147,11 +148,14 @@ class Pipeline(OutcomeActions):
         message is quarantined and the others are recorded (the archive is content-addressed, so
         storing again is harmless).
         """
-        try:
-            return self._batch(items, isolate=False)
-        except Exception:
-            log.warning("lotto di %d messaggi non registrato in blocco; si riprova un messaggio alla volta", len(items))
-            return self._batch(items, isolate=True)
+        with storage_errors():  # a full or read-only store: one clear error, nothing recorded, retried later
+            try:
+                return self._batch(items, isolate=False)
+            except StorageUnavailable:
+                raise
+            except Exception:
+                log.warning("lotto di %d messaggi non registrato in blocco; si riprova uno alla volta", len(items))
+                return self._batch(items, isolate=True)
 
     def _prepare(self, items: Sequence[InboundItem]) -> list[_Prepared | None]:
         """The pure, slow part of each item (archive copy, analysis), before the write transaction."""
@@ -194,6 +198,8 @@ class Pipeline(OutcomeActions):
                     try:
                         with session.begin_nested():
                             row, duplicate, mailed = self._process_one(session, item, known)
+                    except StorageUnavailable:
+                        raise
                     except Exception as exc:  # a bug must not block the mailbox: quarantine, tell admin
                         log.exception("errore interno su %s uid=%s", item.mailbox_id, item.uid)
                         with session.begin_nested():

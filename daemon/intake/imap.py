@@ -25,6 +25,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from daemon.config import ImapSettings, Mailbox
 from daemon.intake.oauth2 import OAuth2Error, TokenProvider, token_provider
 from daemon.ops.memory import return_free_memory
+from storage.errors import StorageUnavailable
 
 __all__ = ["FetchedMessage", "ImapWorker"]
 
@@ -140,6 +141,10 @@ class ImapWorker:
                     exc,
                     delay,
                 )
+                self.stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max)
+            except StorageUnavailable:  # logged and alerted by the handler; the messages stay unflagged
+                self.connected.clear()
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_max)
             except Exception as exc:  # a bug in a handler must not kill the worker: log, back off, retry
