@@ -153,3 +153,32 @@ def test_smtp_xoauth2_against_the_sink_with_a_new_token_after_a_refusal(oauth: O
         conn.close()
     finally:
         sink.stop()
+
+
+def test_the_outbox_sender_logs_in_with_xoauth2_and_its_sessions_share_one_token(
+    oauth: OAuthServer, shipped_config: Config, tmp_path: Path
+) -> None:
+    from daemon.core.pipeline import InboundItem
+    from daemon.outbound.sender import OutboxSender
+    from daemon.service import Service
+    from tests.support.stack import stack_config
+
+    sink = SmtpSink("127.0.0.1", 0, xoauth2=lambda user, token: oauth.user_of(token) == user)
+    sink.start()
+    try:
+        cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[])
+        oauth2 = {"auth": "oauth2", "username": USER, "oauth2": _settings(oauth)}
+        cfg = cfg.model_copy(update={"smtp_profiles": tuple(p.model_copy(update=oauth2) for p in cfg.smtp_profiles)})
+        service = Service(cfg)
+        try:
+            sender = OutboxSender(service.session_factory, cfg)
+            address = cfg.mailbox(USER).address
+            for n in (1, 2):
+                service.ingest([InboundItem(raw=citizen_mail(address, n), mailbox_id=USER)])
+                assert sender.send_due() == 1
+            assert len(sink.messages) == 2 and sink.logins == [USER, USER]
+            assert oauth.grants == ["client_credentials"]  # the second session reused the token
+        finally:
+            service.close()
+    finally:
+        sink.stop()
