@@ -79,7 +79,8 @@ class Service:
         )
         self._sender_process: object | None = None
         self.workers: list[ImapWorker] = []
-        self.monitor = Monitor(config, self.session_factory, clock, lambda: self.workers)
+        # Scrapes and readiness checks only read: on SQLite they must not take the write lock.
+        self.monitor = Monitor(config, make_read_session_factory(self.engine), clock, lambda: self.workers)
         self._install_sla_hooks()
 
     def _admin_files(self) -> AdminFiles:

@@ -17,12 +17,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
 from storage.db import SessionFactory
-from storage.models import Alert, Outbox, Ticket
+from storage.models import TICKET_STATES, Alert, Outbox, Ticket
 from storage.models_sla import SlaStepRun
 
 __all__ = ["MailboxState", "Metrics"]
 
 log = logging.getLogger("sportello.metrics")
+
+OPEN_STATES = tuple(state for state in TICKET_STATES if state != "chiusa")
 
 # Seconds, from a message read alone to a batch of hundreds on a slow disk.
 _PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -85,10 +87,11 @@ class _StateCollector(Collector):
             by_status = session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
             oldest = session.execute(select(func.min(Outbox.created_at)).where(Outbox.status == "pending")).scalar()
             overdue = case((Ticket.due_at < now, 1), else_=0)
-            tickets = session.execute(
-                select(Ticket.office, Ticket.queue, func.count(), func.sum(overdue))
-                .where(Ticket.state != "chiusa")
-                .group_by(Ticket.office, Ticket.queue)
+            # Grouped in the order of ix_ticket_state_queue, so that the index alone answers.
+            by_state = session.execute(
+                select(Ticket.state, Ticket.office, Ticket.queue, func.count(), func.sum(overdue))
+                .where(Ticket.state.in_(OPEN_STATES))
+                .group_by(Ticket.state, Ticket.office, Ticket.queue)
             ).all()
             steps = session.execute(
                 select(SlaStepRun.step, func.count()).where(SlaStepRun.result == "sent").group_by(SlaStepRun.step)
@@ -109,9 +112,14 @@ class _StateCollector(Collector):
         late = GaugeMetricFamily(
             "sportello_tickets_overdue", "Tickets not closed past their due date.", labels=["office", "queue"]
         )
-        for office, queue, count, overdue_count in tickets:
-            open_.add_metric([office, queue or ""], float(count))
-            late.add_metric([office, queue or ""], float(overdue_count or 0))
+        tickets: dict[tuple[str, str], list[float]] = {}
+        for _state, office, queue, count, overdue_count in by_state:
+            totals = tickets.setdefault((office, queue or ""), [0.0, 0.0])
+            totals[0] += count
+            totals[1] += overdue_count or 0
+        for labels, (open_count, late_count) in sorted(tickets.items()):
+            open_.add_metric(list(labels), open_count)
+            late.add_metric(list(labels), late_count)
         sent = CounterMetricFamily(
             "sportello_sla_steps_sent", "SLA steps sent (reminders, escalations).", labels=["step"]
         )
