@@ -42,7 +42,7 @@ def _facts(
         sender_domain=sender.rsplit("@", 1)[-1] if "@" in sender else "",
         sender_allowed=not allowed or sender in allowed,
         automatic=automatic,
-        pec_kind=pec.kind if pec else "none",
+        pec_kind=pec.rules_kind if pec else "none",
         pec_receipt_type=pec.receipt_type if pec else None,
         gestione=cls.gestione,
         gestione_candidates=cls.gestione_candidates,
@@ -100,7 +100,7 @@ class MessageAnalyser:
                 ),
             )
 
-        pec = analyse_pec(raw, self.trust) if self.trust is not None else None
+        pec = analyse_pec(raw, self.trust, mailbox.address) if self.trust is not None else None
         effective = envelope
         if pec is not None and pec.inner_raw and pec.kind in ("posta-certificata", "anomalia"):
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from daemon.pec.daticert import DaticertError, parse_daticert
 from daemon.pec.model import RECEIPT_TYPES, PecAnalysis
-from daemon.pec.structure import Claim, find_parts, header_block, parse_headers, read_claim
+from daemon.pec.structure import Claim, find_parts, find_wrapped_envelope, header_block, parse_headers, read_claim
 from daemon.pec.verify import VerifyError, check_chain, open_signed, scratch
 
 __all__ = ["PecTrust", "analyse_pec"]
@@ -35,20 +36,44 @@ def _unverified(claim: Claim, reason: str, **extra: Any) -> PecAnalysis:
     )
 
 
-def analyse_pec(raw: bytes, trust: PecTrust) -> PecAnalysis:
-    """Never raises: whatever the message, the outcome is a PecAnalysis."""
+def analyse_pec(raw: bytes, trust: PecTrust, mailbox_address: str | None = None) -> PecAnalysis:
+    """Never raises: whatever the message, the outcome is a PecAnalysis.
+
+    A PEC envelope re-wrapped by a mailing list or forwarded as an attachment is found and verified on its
+    own bytes (`wrapped`). With `mailbox_address`, a verified posta-certificata whose daticert does not
+    list that address among its destinatari is reported as not addressed to us, and not verified."""
     try:
         # Headers only: most mail is not PEC, and deciding that must stay cheap.
         claim = read_claim(parse_headers(header_block(raw)))
     except Exception:  # headers the parser cannot read: not PEC, whatever else it is
         return PecAnalysis(kind="none")
-    if claim.kind == "none":
-        return PecAnalysis(kind="none")
     try:
-        return _analyse(raw, claim, trust)
+        if claim.kind == "none" or not claim.signed:
+            wrapped = find_wrapped_envelope(raw, claim)
+            if wrapped is not None:
+                inner, inner_claim = wrapped
+                result = dataclasses.replace(_analyse(inner, inner_claim, trust), wrapped=True)
+                return _addressed(result, mailbox_address)
+        if claim.kind == "none":
+            return PecAnalysis(kind="none")
+        return _addressed(_analyse(raw, claim, trust), mailbox_address)
     except Exception as exc:  # a hostile message must give a recorded outcome, never a crash
         log.warning("analisi PEC non riuscita: %s", type(exc).__name__, exc_info=True)
         return _unverified(claim, f"analisi non riuscita ({type(exc).__name__})")
+
+
+def _addressed(result: PecAnalysis, mailbox_address: str | None) -> PecAnalysis:
+    """A certified message counts as PEC to us only if its signed daticert names our mailbox."""
+    if mailbox_address is None or result.kind != "posta-certificata" or not result.verified or not result.daticert:
+        return result
+    if mailbox_address.lower() in {address.lower() for address, _ in result.daticert.destinatari}:
+        return dataclasses.replace(result, addressed_to_us=True)
+    return dataclasses.replace(
+        result,
+        verified=False,
+        addressed_to_us=False,
+        failure=f"PEC autentica ma indirizzata ad altri: {mailbox_address} non è tra i destinatari del daticert",
+    )
 
 
 def _analyse(raw: bytes, claim: Claim, trust: PecTrust) -> PecAnalysis:

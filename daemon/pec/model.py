@@ -71,6 +71,16 @@ class PecAnalysis:
     looks_like: str | None = None  # what the unsigned structure claims (for non_verificata)
     signature_valid: bool | None = None  # the signature over the body; None when not checked
     chain_checked_at: datetime | None = None  # the signer chain was checked as of this time (daticert)
+    wrapped: bool = False  # found inside another message (a list's re-wrap, a forward as attachment)
+    # Whether the daticert's destinatari include the receiving mailbox; None when not checked (receipts,
+    # unverified mail, no mailbox given). False: genuine, but not certified mail to us.
+    addressed_to_us: bool | None = None
+
+    @property
+    def rules_kind(self) -> str:
+        """The pec_kind the routing rules see: a posta-certificata that is not verified (or not addressed
+        to this mailbox) is not certified."""
+        return "non_verificata" if self.kind == "posta-certificata" and not self.verified else self.kind
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,8 @@ class PecAnalysis:
             "pec_mittente": self.mittente,
             "pec_data": self.data.isoformat() if self.data else None,
             "pec_failure": self.failure,
+            "pec_wrapped": self.wrapped,
+            "pec_addressed_to_us": self.addressed_to_us,
         }
 
     def report_dict(self) -> dict[str, Any]:

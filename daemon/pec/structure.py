@@ -22,7 +22,7 @@ from email.message import Message
 
 from daemon.pec.model import RECEIPT_TYPES
 
-__all__ = ["Claim", "find_parts", "header_block", "parse_headers", "read_claim"]
+__all__ = ["Claim", "find_parts", "find_wrapped_envelope", "header_block", "parse_headers", "read_claim"]
 
 MAX_DEPTH = 8
 MAX_PARTS = 200
@@ -177,3 +177,39 @@ def find_parts(raw: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
             if boundary:
                 queue.extend((part, depth + 1) for part in split_multipart(body, boundary))
     return daticert, postacert, attached
+
+
+_WRAP_HINT = re.compile(rb"multipart/signed|message/rfc822", re.IGNORECASE)
+
+
+def find_wrapped_envelope(raw: bytes, outer: Claim) -> tuple[bytes, Claim] | None:
+    """A PEC envelope inside another message, with what it claims to be, or None.
+
+    Two shapes: a mailing list that adds a footer turns the envelope into multipart/mixed around its
+    multipart/signed body (the PEC headers stay outside, so the claim is the outer one); a forward as
+    attachment carries the whole envelope as message/rfc822 (the claim is in its own headers). Only the
+    wrapped bytes are returned: whether they are genuine is for their own signature to say.
+    """
+    if _WRAP_HINT.search(raw) is None:  # most mail: no walk at all
+        return None
+    count = 0
+    queue: list[tuple[bytes, int]] = [(raw, 0)]
+    while queue and count < MAX_PARTS:
+        entity, depth = queue.pop(0)
+        count += 1
+        headers, body = split_entity(entity)
+        ctype = headers.get_content_type()
+        if depth and ctype == "multipart/signed" and outer.kind != "none":
+            return entity, Claim(outer.kind, outer.receipt_type, True, outer.riferimento)
+        if depth and ctype == "message/rfc822":
+            payload = decode_body(headers, body)
+            if payload:
+                claim = read_claim(parse_headers(header_block(payload)))
+                if claim.kind != "none":
+                    return payload, claim
+            continue
+        if ctype.startswith("multipart/") and ctype != "multipart/signed" and depth < MAX_DEPTH:
+            boundary = headers.get_boundary()
+            if boundary:
+                queue.extend((part, depth + 1) for part in split_multipart(body, boundary))
+    return None

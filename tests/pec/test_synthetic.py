@@ -90,6 +90,8 @@ def test_genuine_envelope_verifies_and_unwraps(trust: PecTrust) -> None:
         "pec_mittente": "mario.rossi@pec.example",
         "pec_data": "2024-03-12T10:15:03+01:00",
         "pec_failure": None,
+        "pec_wrapped": False,
+        "pec_addressed_to_us": None,  # no receiving mailbox given
     }
 
 
