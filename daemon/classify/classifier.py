@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from daemon.classify.codes import find_codes, find_matricola
+from daemon.classify.subject import check_subject
 from daemon.classify.text import Found, Phrase, Tokens, tokens
 from daemon.classify.vocabulary import Entry, Grammar, Vocabularies
 from daemon.mail.message import ParsedMessage
@@ -88,6 +89,16 @@ class Classification:
     sollecito: bool = False
     ticket_ref: str | None = None
     evidence: tuple[Evidence, ...] = field(default=())
+    # Labels of the ids above, for the texts people read.
+    gestione_label: str | None = None
+    argomento_label: str | None = None
+    unita_label: str | None = None
+    telematizzata_label: str | None = None
+    # The text says the position is not active yet, or the problem is a general one (002, 2.2).
+    email_ammessa: bool = False
+    # The subject rule of 002 (2.2, 2.3): what the subject lacks, and the subject to write instead.
+    oggetto_mancante: tuple[str, ...] = ()
+    oggetto_proposto: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +116,13 @@ class Classification:
             "sollecito": self.sollecito,
             "ticket_ref": self.ticket_ref,
             "evidence": [e.to_dict() for e in self.evidence],
+            "gestione_etichetta": self.gestione_label,
+            "argomento_etichetta": self.argomento_label,
+            "unita_etichetta": self.unita_label,
+            "telematizzata_etichetta": self.telematizzata_label,
+            "email_ammessa": self.email_ammessa,
+            "oggetto_mancante": list(self.oggetto_mancante),
+            "oggetto_proposto": self.oggetto_proposto,
         }
 
 
@@ -144,6 +162,8 @@ class _Part:
                     weak.add(key)
         self.abbreviations: dict[int, list[_Hit]] = {}
         self._pattern_matches: dict[re.Pattern[str], list[tuple[int, int, str]]] = {}
+        self.vocab = vocab
+        self._some_expression: bool | None = None  # whether any expression of the vocabularies matches
         if vocab.abbreviations is not None and self.toks.words:
             for m in vocab.abbreviations.finditer(self.toks.folded):
                 start, end = self._span(m)
@@ -162,8 +182,15 @@ class _Part:
             found = self._pattern_matches[rx] = [(*self._span(m), m.group(0)) for m in rx.finditer(self.toks.folded)]
         return found
 
+    def some_expression(self) -> bool:
+        """Whether any expression of the vocabularies matches here (one search for all of them)."""
+        if self._some_expression is None:
+            rx = self.vocab.expressions
+            self._some_expression = rx is not None and rx.search(self.toks.folded) is not None
+        return self._some_expression
+
     def expressions_match(self, entry: Entry) -> bool:
-        return any(map(self.matches, entry.patterns))
+        return self.some_expression() and any(map(self.matches, entry.patterns))
 
     def spans(self, entry: Entry, role: str) -> list[tuple[Phrase, tuple[int, int]]]:
         return self.roles.get((id(entry), role), [])
@@ -229,6 +256,7 @@ def _resolve(hits: Sequence[_Hit], part: _Part, by_weight: bool) -> tuple[list[E
 
 def _choose(
     entries: Sequence[Entry],
+    group: int,
     parts: Sequence[_Part],
     allowed: Callable[[Entry], bool] = lambda _e: True,
     by_weight: bool = False,
@@ -238,13 +266,14 @@ def _choose(
             present = part.present[tier]
             if tier == _WEAK and not present:
                 continue  # no entry has a weak word here (expressions count only as strong)
-            hits = [
-                h
-                for e in entries
+            if tier == _STRONG and part.some_expression():
                 # An entry without words here has hits only if one of its expressions matches.
-                if (id(e) in present or (tier == _STRONG and e.patterns and part.expressions_match(e))) and allowed(e)
-                for h in part.hits(e, tier)
-            ]
+                candidates = [e for e in entries if id(e) in present or (e.patterns and part.expressions_match(e))]
+            else:  # the usual case: only the entries with words here, in their order
+                index = part.vocab.index
+                found = sorted(index[i][1:] for i in present if i in index and index[i][0] == group)
+                candidates = [e for _pos, e in found]
+            hits = [h for e in candidates if allowed(e) for h in part.hits(e, tier)]
             if hits:
                 winners, hit = _resolve(hits, part, by_weight)
                 return winners, hit, part.name
@@ -309,15 +338,15 @@ def classify(
     valid = list(subject_codes.valid) + [c for c in body_codes.valid if c not in subject_codes.valid]
     invalid = list(subject_codes.invalid) + [c for c in body_codes.invalid if c not in subject_codes.invalid]
 
-    gestioni, hit, where = _choose(vocab.gestioni, parts)
+    gestioni, hit, where = _choose(vocab.gestioni, 0, parts)
     gestione = gestioni[0].id if len(gestioni) == 1 else None
     if hit is not None:
         evidence.append(Evidence("gestione", gestione or "/".join(e.id for e in gestioni), hit.term, where))
 
-    argomenti, hit, where = _choose(vocab.argomenti, parts, by_weight=True)
+    argomenti, hit, argomento_where = _choose(vocab.argomenti, 1, parts, by_weight=True)
     argomento = argomenti[0] if argomenti else None
     if argomento is not None and hit is not None:
-        evidence.append(Evidence("argomento", argomento.id, hit.term, where))
+        evidence.append(Evidence("argomento", argomento.id, hit.term, argomento_where))
 
     sollecito = False
     head = parts[1]
@@ -355,6 +384,7 @@ def classify(
         named = {gestione} if gestione else {e.id for e in gestioni}
         found_t, hit, where = _choose(
             vocab.telematizzate,
+            2,
             parts,
             lambda e: not e.gestioni or bool(named.intersection(e.gestioni)),
             by_weight=True,
@@ -362,6 +392,34 @@ def classify(
         if found_t and hit is not None:
             telematizzata = found_t[0]
             evidence.append(Evidence("telematizzata", telematizzata.id, hit.term, where))
+
+    email_ammessa = vocab.email_ammessa is not None and any(
+        _any(part, vocab.email_ammessa, "phrase") is not None for part in parts
+    )
+    subject_part = parts[0]
+    gestione_spans = [
+        _chars(subject_part, h.start, h.end)
+        for tier in (_STRONG, _WEAK)
+        for e in vocab.gestioni
+        if id(e) in subject_part.present[tier]
+        for h in subject_part.hits(e, tier)
+    ]
+    # The argomento found in the subject, if that is where it was found; else any in the subject.
+    argomento_in_subject = argomento_where == "oggetto" or any(
+        subject_part.hits(e, _STRONG) for e in vocab.argomenti if id(e) in subject_part.present[_STRONG]
+    )
+    sole = gestioni[0] if len(gestioni) == 1 else None
+    check = check_subject(
+        subject,
+        body,
+        gestione_spans=gestione_spans,
+        gestione_label=sole.label if sole else None,
+        domestic=gestione == "lavoratori_domestici",
+        subject_codes=subject_codes.valid,
+        body_codes=body_codes.valid,
+        argomento_in_subject=argomento_in_subject,
+        argomento_label=argomento.label if argomento else None,
+    )
 
     ticket_ref = None
     ids = find_ticket_ids(subject) or find_ticket_ids(body)
@@ -388,4 +446,17 @@ def classify(
         sollecito=sollecito,
         ticket_ref=ticket_ref,
         evidence=tuple(evidence),
+        gestione_label=sole.label if sole else None,
+        argomento_label=argomento.label if argomento else None,
+        unita_label=vocab.units.get(argomento.unit) if argomento and argomento.unit else None,
+        telematizzata_label=telematizzata.label if telematizzata else None,
+        email_ammessa=email_ammessa,
+        oggetto_mancante=check.missing,
+        oggetto_proposto=check.proposal,
     )
+
+
+def _chars(part: _Part, start: int, end: int) -> tuple[int, int]:
+    """Character span in the part's text of words start..end."""
+    starts = part.toks.starts
+    return starts[start], starts[end - 1] + len(part.toks.words[end - 1])

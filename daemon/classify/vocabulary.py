@@ -21,7 +21,7 @@ FILES = ("gestioni.yaml", "argomenti.yaml", "istanze.yaml")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Keys each kind of entry may have: anything else is a typo the admin should hear about.
-_COMMON_KEYS = {"etichetta", "parole", "errori", "abbreviazioni", "espressioni", "indizi", "eccezioni"}
+_COMMON_KEYS = {"etichetta", "parole", "errori", "abbreviazioni", "espressioni", "indizi", "eccezioni", "fonte"}
 _KEYS = {
     "gestioni": _COMMON_KEYS,
     "argomenti": _COMMON_KEYS | {"unita", "cassetto"},
@@ -29,6 +29,7 @@ _KEYS = {
     "istanza": _COMMON_KEYS | {"verbi", "nomi", "oggetti", "distanza", "interruzioni"},
     "informativa": _COMMON_KEYS | {"nel_testo"},
     "sollecito": _COMMON_KEYS,
+    "email_ammessa": _COMMON_KEYS,
 }
 
 
@@ -64,6 +65,7 @@ class Entry:
     gestioni: tuple[str, ...] = ()  # telematizzate: the words count only for these gestioni
     context: tuple[Phrase, ...] = ()  # informativa: words of the body that make a request informational
     grammar: Grammar | None = None  # istanza: verb/noun + procedure
+    source: str | None = None  # `fonte`: the source document and passage the entry comes from
 
     def roles(self) -> list[tuple[str, tuple[Phrase, ...]]]:
         """Every phrase list of the entry with the role it plays."""
@@ -97,15 +99,24 @@ class Vocabularies:
     informativa: Entry  # words of an information request: they win over istanza words in the subject
     telematizzate: tuple[Entry, ...]
     sollecito: Entry
+    # Phrases that keep institutional email open where a Cassetto is otherwise exclusive (inactive
+    # positions, general problems: 002, allegato 1, 2.2); None when argomenti.yaml has no such section.
+    email_ammessa: Entry | None = None
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256, for the explain output
     # Compiled for matching (built from the entries above):
     lexicon: Lexicon = field(init=False, compare=False, repr=False)
     owners: dict[tuple[str, ...], list[tuple[int, str, Phrase]]] = field(init=False, compare=False, repr=False)
     abbreviations: re.Pattern[str] | None = field(init=False, compare=False, repr=False)
     abbreviation_owners: dict[str, list[Entry]] = field(init=False, compare=False, repr=False)
+    # Every expression of every entry in one pattern: most texts match none, and one search says so.
+    expressions: re.Pattern[str] | None = field(init=False, compare=False, repr=False)
+    # id(entry) -> (list, position, entry) for gestioni (0), argomenti (1) and telematizzate (2).
+    index: dict[int, tuple[int, int, Entry]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         entries = [*self.gestioni, *self.argomenti, *self.telematizzate, self.istanza, self.informativa, self.sollecito]
+        if self.email_ammessa is not None:
+            entries.append(self.email_ammessa)
         owners: dict[tuple[str, ...], list[tuple[int, str, Phrase]]] = {}
         for e in entries:
             for role, phrases in e.roles():
@@ -119,6 +130,15 @@ class Vocabularies:
         object.__setattr__(self, "owners", owners)
         object.__setattr__(self, "abbreviation_owners", abbreviation_owners)
         pattern = abbreviation_pattern(tuple(abbreviation_owners)) if abbreviation_owners else None
+        sources = list(dict.fromkeys(rx.pattern for e in entries for rx in e.patterns))
+        combined = re.compile("|".join(f"(?:{p})" for p in sources), re.IGNORECASE) if sources else None
+        object.__setattr__(self, "expressions", combined)
+        index = {
+            id(e): (group, pos, e)
+            for group, lst in enumerate((self.gestioni, self.argomenti, self.telematizzate))
+            for pos, e in enumerate(lst)
+        }
+        object.__setattr__(self, "index", index)
         object.__setattr__(self, "abbreviations", pattern)
 
     def is_cassetto(self, argomento: str | None) -> bool:
@@ -161,7 +181,8 @@ class _Reader:
         has_grammar = grammar is not None and bool(grammar.objects) and bool(grammar.verbs or grammar.nouns)
         if not phrases and not hints and not abbreviations and not regexes and not has_grammar:
             self.problems.append(self.doc.problem(path, f"{entry_id}: nessuna parola, abbreviazione o espressione"))
-        label = node.get("etichetta", entry_id if kind in ("istanza", "informativa", "sollecito") else None)
+        unlabelled = ("istanza", "informativa", "sollecito", "email_ammessa")
+        label = node.get("etichetta", entry_id if kind in unlabelled else None)
         if not isinstance(label, str) or not label.strip():
             self.problems.append(self.doc.problem(path, f"{entry_id}: manca l'etichetta"))
             label = entry_id
@@ -181,6 +202,7 @@ class _Reader:
             gestioni=tuple(self._strings(path, node, "gestioni")),
             context=tuple(context),
             grammar=grammar,
+            source=str(node["fonte"]) if node.get("fonte") else None,
         )
 
     def _phrases(
@@ -276,6 +298,10 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
             where: list[str | int] = ["argomenti", k, "unita"] if e.unit is not None else ["argomenti", k]
             a.problems.append(a.doc.problem(where, f"{k}: unità sconosciuta {e.unit!r} (definite: {', '.join(units)})"))
         argomenti.append(e)
+    email_ammessa = None
+    node = a.doc.data.get("email_ammessa") if isinstance(a.doc.data, dict) else None
+    if node is not None:
+        email_ammessa = a.entry(["email_ammessa"], "email_ammessa", node, {}, "email_ammessa")
 
     s = _Reader(docs["istanze.yaml"])
     seen = {}
@@ -316,5 +342,6 @@ def load_vocabularies(rules_dir: Path | str) -> Vocabularies:
         informativa=singles["informativa"],
         telematizzate=tuple(telematizzate),
         sollecito=singles["sollecito"],
+        email_ammessa=email_ammessa,
         files={n: hashlib.sha256((rules_dir / n).read_bytes()).hexdigest()[:12] for n in FILES},
     )
