@@ -72,6 +72,22 @@ def _template_problems(templates_dir: Path, names: set[str]) -> list[YamlProblem
 class CheckResult:
     problems: list[YamlProblem]
     ruleset: Any = None  # daemon.rules.Ruleset when valid
+    warnings: list[YamlProblem] = field(default_factory=list)  # valid, but worth the admin's attention
+
+
+def source_warnings(ruleset: Any, rules_file: Path) -> list[YamlProblem]:
+    """A rule without `fonte:` cannot be traced to the document it applies (FONTI.md)."""
+    return [
+        YamlProblem(
+            str(rules_file),
+            rule.line,
+            "",
+            f"la regola {rule.id} non indica la fonte (aggiungere «fonte:» con documento e punto, "
+            "e la riga corrispondente in FONTI.md)",
+        )
+        for rule in ruleset.rules
+        if not rule.source
+    ]
 
 
 def check_rules(cfg: Config, rules_dir: Path, templates_dir: Path) -> CheckResult:
@@ -95,7 +111,8 @@ def check_rules(cfg: Config, rules_dir: Path, templates_dir: Path) -> CheckResul
     except RulesError as exc:
         problems.extend(exc.problems)
     problems.extend(_template_problems(templates_dir, names))
-    return CheckResult(problems, ruleset)
+    warnings = source_warnings(ruleset, rules_dir / "rules.yaml") if ruleset is not None else []
+    return CheckResult(problems, ruleset, warnings)
 
 
 @app.command("check")
@@ -115,6 +132,11 @@ def check(config: ConfigOpt = None, rules_dir: RulesDirOpt = None) -> None:
         raise typer.Exit(1)
     rs = result.ruleset
     console.print(f"Regole valide: {len(rs.rules)} regole, versione {rs.version}", markup=False)
+    if result.warnings:
+        n = len(result.warnings)
+        console.print(f"Avvisi ({n} {'avviso' if n == 1 else 'avvisi'}):", markup=False)
+        for warning in result.warnings:
+            console.print(f"  {warning}", markup=False)
 
 
 # -- test ---------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ def _facts(
         body=msg.text_body,
         attachment_count=len(msg.attachments),
         attachment_bytes=sum(a.size for a in msg.attachments),
+        email_ammessa=cls.email_ammessa,
+        oggetto_mancante=cls.oggetto_mancante,
     )
 
 

@@ -39,6 +39,10 @@ class RoutingFacts:
     body: str
     attachment_count: int
     attachment_bytes: int
+    # The text keeps institutional email open where a Cassetto is otherwise exclusive (002, 2.2).
+    email_ammessa: bool = False
+    # What the subject lacks under the rule of 002 (gestione, codice_fiscale, nome, contenuto).
+    oggetto_mancante: tuple[str, ...] = ()
 
     def get(self, name: str) -> Any:
         return getattr(self, name)

@@ -52,6 +52,7 @@ _KEYS = frozenset(
         "priorita",
         "parametri",
         "continua",
+        "fonte",
     }
 )
 
@@ -61,7 +62,9 @@ class RulesError(YamlProblems):
 
 
 # Facts whose values form a closed set: a condition naming another value can never hold, so it is a typo.
-_BOOL_FACTS = frozenset({"sender_allowed", "argomento_cassetto", "istanza", "sollecito", "has_valid_cf"})
+_BOOL_FACTS = frozenset(
+    {"sender_allowed", "argomento_cassetto", "istanza", "sollecito", "has_valid_cf", "email_ammessa"}
+)
 _NUMBER_FACTS = frozenset({"attachment_count", "attachment_bytes"})
 _FIXED_VALUES: dict[str, frozenset[str]] = {
     "mailbox_kind": frozenset({"ordinaria", "pec"}),
@@ -69,6 +72,7 @@ _FIXED_VALUES: dict[str, frozenset[str]] = {
     "mailbox_level": frozenset({"provinciale", "regionale", "nazionale"}),
     "automatic": frozenset({"auto_reply", "bounce", "loop", "bulk"}),
     "pec_kind": frozenset({"none", "posta-certificata", "anomalia", "ricevuta", "non_verificata"}),
+    "oggetto_mancante": frozenset({"gestione", "codice_fiscale", "nome", "contenuto"}),
 }
 _VALUE_OPS = frozenset({"uguale", "non", "tra", "non_tra"})
 # What `{...}` in motivo, coda and parametri may name, besides the facts.
@@ -223,7 +227,7 @@ class _Parser:
         if fact in _BOOL_FACTS and op in ("uguale", "non") and not isinstance(value, bool):
             self.fail(path, f"{fact} vale true o false, non {value!r}")
             return []
-        whole_values = op in _VALUE_OPS or (op == "contiene" and fact == "gestione_candidates")
+        whole_values = op in _VALUE_OPS or (op == "contiene" and fact in ("gestione_candidates", "oggetto_mancante"))
         if whole_values and fact in self.allowed:
             allowed = self.allowed[fact]
             known = {str(a).lower() for a in allowed}  # the engine compares without case
@@ -361,6 +365,7 @@ class _Parser:
             params={str(k): str(v) for k, v in params.items()},
             line=self.doc.line_of(path),
             continues=continues,
+            source=(str(node["fonte"]).strip() or None) if node.get("fonte") else None,
         )
 
     def unreachable(self, rules: list[tuple[int, Rule]]) -> None:

@@ -57,6 +57,7 @@ class Rule:
     params: Mapping[str, str]
     line: int | None = None
     continues: bool = False  # `continua: true`: adds its tags/priority/queue/SLA/assignees and goes on
+    source: str | None = None  # `fonte`: the passage of the source document the rule comes from
 
     @cached_property
     def placeholders(self) -> bool:

@@ -51,7 +51,7 @@ def line_of(text: str, marker: str, occurrence: int = 1) -> int:
 def test_shipped_rules_are_valid() -> None:
     code, output = check(ROOT)
     assert code == 0, output
-    assert re.search(r"Regole valide: 27 regole, versione [0-9a-f]{12}", output), output
+    assert re.search(r"Regole valide: 37 regole, versione [0-9a-f]{12}", output), output
 
 
 def test_copy_of_the_project_is_valid(project: Path) -> None:
@@ -193,10 +193,10 @@ VARIANTS = [
     ),
     Variant(
         "gestione_sconosciuta",
-        "gestione: lavoratori_domestici, has_valid_cf",
-        "gestione: lavoratrici_domestiche, has_valid_cf",
-        "lavoratrici_domestiche",
-        "valore sconosciuto per gestione: lavoratrici_domestiche",
+        "gestione: aziende_agricole\n",
+        "gestione: aziende_agricoli\n",
+        "aziende_agricoli",
+        "valore sconosciuto per gestione: aziende_agricoli",
     ),
     Variant(
         "vero_falso_scritto_come_testo",
@@ -373,7 +373,7 @@ def test_combinators_and_continua_rules_are_valid(project: Path) -> None:
     )
     code, output = check(project)
     assert code == 0, output
-    assert "Regole valide: 29 regole" in output
+    assert "Regole valide: 39 regole" in output
 
 
 def test_every_problem_is_reported_at_once(project: Path) -> None:
@@ -463,3 +463,19 @@ def test_queues_and_sla_policies_must_exist(project: Path, old: str, new: str, m
     code, output = check(project)
     assert code == 1, output
     assert f"{rules}:{line_of(text, marker)}:" in output and message in output
+
+
+def test_shipped_rules_all_name_their_source() -> None:
+    code, output = check(ROOT)
+    assert code == 0, output
+    assert "non indica la fonte" not in output, output
+
+
+def test_rule_without_source_is_a_warning_with_file_and_line(project: Path) -> None:
+    rules = project / "routing_rules" / "rules.yaml"
+    text = edit(rules, '    fonte: "002, allegato 1, punto 2.1.b"\n', "")
+    code, output = check(project)
+    assert code == 0, "un avviso non rende le regole non valide"
+    line = line_of(text, "id: cassetto_aziende_agricole")
+    assert f"rules.yaml:{line}: la regola cassetto_aziende_agricole non indica la fonte" in output, output
+    assert output.count("non indica la fonte") == 1, "solo la regola senza fonte"
