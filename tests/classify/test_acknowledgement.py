@@ -17,7 +17,7 @@ def test_ticket_keeps_the_codes_and_the_ack_flags_an_invalid_one(shipped_config:
     raw = citizen_mail(
         shipped_config.mailbox("fe-credito").address,
         1,
-        subject="Artigiani - RSSMRA85T10A562S e RSSMRA85T10A562X - avviso bonario n. 7/2026 chiarimenti",
+        subject="LD - RSSMRA85T10A562S Rossi Mario e RSSMRA85T10A562X - avviso di pagamento n. 7/2026",
     )
     [outcome] = service.ingest([InboundItem(raw=raw, mailbox_id="fe-credito")])
     assert outcome.outcome == "opened"
@@ -26,6 +26,6 @@ def test_ticket_keeps_the_codes_and_the_ack_flags_an_invalid_one(shipped_config:
         ack = s.execute(select(Outbox)).scalar_one()
         assert ticket is not None
         assert ticket.codici_fiscali == ["RSSMRA85T10A562S"]
-        assert ticket.classification is not None and ticket.classification["gestione"] == "artigiani"
+        assert ticket.classification is not None and ticket.classification["gestione"] == "lavoratori_domestici"
     text = parse_message(ack.raw).text_body
     assert "il codice fiscale RSSMRA85T10A562X indicato non risulta valido" in " ".join(text.split())
