@@ -194,3 +194,17 @@ def test_cassetto_rejection_names_the_argomento_and_the_route() -> None:
 def test_digest_shows_states_as_words() -> None:
     text = RENDERER.render("sla_riepilogo", _context("sla_riepilogo")).text
     assert "stato: in carico" in text and "in attesa del richiedente" in text
+
+
+@pytest.mark.parametrize("name", ["sla_promemoria", "sla_sollecito", "sla_escalation_regionale"])
+def test_queues_are_shown_by_their_label(name: str) -> None:
+    context = _context(name)
+    context["pratica"]["coda"] = "lavoro_occasionale"
+    text = RENDERER.render(name, context).text
+    assert "referenti regionali del lavoro occasionale" in text
+    assert "lavoro_occasionale" not in text
+
+
+def test_digest_shows_mailbox_queues_by_their_label() -> None:
+    text = RENDERER.render("sla_riepilogo", _context("sla_riepilogo")).text
+    assert "coda: casella Gestione del credito" in text and "fe-credito" not in text
