@@ -19,6 +19,7 @@ EXPECTED_MAILBOXES = {
     "fe-durc": "preavvisodiaccertamento.ferrara@inps.example",
     "fe-direzione": "direzione.ferrara@inps.example",
     "fe-dismessa": "soggettocontribuente.ferrara@inps.example",
+    "fe-verifica-dismessa": "verificamministrativa.ferrara@inps.example",
     "er-lavoro-occasionale": "lavoro.occasionale.emiliaromagna@inps.example",
     "dg-lavoro-occasionale": "lavoro.occasionale@inps.example",
     "er-consulenza": "ConsulenzaFlussiContributivi.EmiliaRomagna@inps.example",
@@ -31,6 +32,7 @@ def test_shipped_config_describes_the_ferrara_offices() -> None:
     assert {m.id: m.address for m in cfg.mailboxes} == EXPECTED_MAILBOXES
     assert cfg.mailbox("fe-pec").kind == "pec"
     assert cfg.mailbox("fe-dismessa").status == "dismessa"
+    assert cfg.mailbox("fe-verifica-dismessa").status == "dismessa"
     assert all(m.address.endswith(".example") for m in cfg.mailboxes)
     assert [p.address for p in cfg.people_with_role("ordine")] == ["info@odcec-fe.example"]
 
