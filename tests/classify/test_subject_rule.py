@@ -15,7 +15,7 @@ import pytest
 
 from daemon.classify import Classification, classify, load_vocabularies
 from daemon.classify.subject import find_name, name_code, surname_code
-from daemon.message import parse_message
+from daemon.mail.message import parse_message
 
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = load_vocabularies(ROOT / "routing_rules")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from daemon.classify import classify, load_vocabularies
-from daemon.message import parse_message
+from daemon.mail.message import parse_message
 from daemon.outbound.templates import TemplateRenderer
 
 ROOT = Path(__file__).resolve().parents[2]
