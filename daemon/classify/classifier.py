@@ -397,16 +397,19 @@ def classify(
         _any(part, vocab.email_ammessa, "phrase") is not None for part in parts
     )
     subject_part = parts[0]
+    index = vocab.index
     gestione_spans = [
         _chars(subject_part, h.start, h.end)
         for tier in (_STRONG, _WEAK)
-        for e in vocab.gestioni
-        if id(e) in subject_part.present[tier]
-        for h in subject_part.hits(e, tier)
+        for i in subject_part.present[tier]
+        if i in index and index[i][0] == 0
+        for h in subject_part.hits(index[i][2], tier)
     ]
     # The argomento found in the subject, if that is where it was found; else any in the subject.
     argomento_in_subject = argomento_where == "oggetto" or any(
-        subject_part.hits(e, _STRONG) for e in vocab.argomenti if id(e) in subject_part.present[_STRONG]
+        subject_part.hits(index[i][2], _STRONG)
+        for i in subject_part.present[_STRONG]
+        if i in index and index[i][0] == 1
     )
     sole = gestioni[0] if len(gestioni) == 1 else None
     check = check_subject(

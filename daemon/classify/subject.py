@@ -32,6 +32,7 @@ _WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
 _NUMERIC_CODE = re.compile(r"(?<!\d)\d{11}(?!\d)")
 _TICKET = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6}(?![0-9])")
 _VOWELS = frozenset("AEIOU")
+_NAME_WINDOW = 160  # characters around a code where its name is looked for
 # Words that say nothing about the content: forwarding and reply prefixes, courtesy, the office, and
 # generic nouns ("informazioni") that need an object to say what the request is about.
 _FILLER = frozenset(
@@ -163,10 +164,16 @@ def find_name(text: str, code: str) -> tuple[int, int] | None:
     codice fiscale `code` (either order: "Rossi Mario" or "Mario Rossi"), or None."""
     if len(code) != 16 or not code[:6].isalpha():
         return None
-    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text) if not m.group(0).isdigit()]
+    # In a long text the name is written near its code ("Rossi Mario, CF RSS..."): look around it.
+    lo, hi = 0, len(text)
+    if hi > 2 * _NAME_WINDOW and (at := text.upper().find(code)) >= 0:
+        lo, hi = max(0, at - _NAME_WINDOW), at + len(code) + _NAME_WINDOW
+    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text, lo, hi) if not m.group(0).isdigit()]
     words = [w for w in words if len(w[2]) >= 2 and w[2].upper() != code]
     groups = _groups(words)
     surnames = [(a, b) for a, b, w in groups if surname_code(w) == code[:3]]
+    if not surnames:
+        return None
     names = [(a, b) for a, b, w in groups if name_code(w) == code[3:6]]
     for s_a, s_b in surnames:
         for n_a, n_b in names:
