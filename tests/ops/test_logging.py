@@ -70,7 +70,9 @@ def test_each_processed_message_is_one_json_line_with_its_fields(shipped_config:
     service = Service(shipped_config)
     try:
         raw = citizen_mail(
-            "GestioneCredito.Ferrara@inps.example", 1, subject=f"CF {CF} - Artigiani - avviso bonario n. 1/2026"
+            "GestioneCredito.Ferrara@inps.example",
+            1,
+            subject=f"CF {CF} - Coltivatori diretti - avviso bonario n. 1/2026",
         )
         [outcome] = service.ingest([InboundItem(raw=raw, mailbox_id="fe-credito", source="ingest")])
     finally:
