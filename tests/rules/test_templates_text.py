@@ -150,9 +150,30 @@ def _context(name: str) -> dict[str, Any]:
         ],
         "ricevuta": {"tipo": "mancata consegna", "errore": "casella piena"},
         "testo_originale": "L'Ordine chiede un chiarimento sull'applicazione della circolare 45/2026.",
+        "per_tipo": [("casella_non_leggibile", 1), ("quarantena", 2)],
+        "segnalazioni": [
+            {
+                "id": 7,
+                "quando": MONDAY,
+                "tipo": "quarantena",
+                "casella": "fe-credito",
+                "pratica": None,
+                "nota": "messaggio in quarantena (messaggio_illeggibile); copia esatta in archivio",
+            },
+            {
+                "id": 8,
+                "quando": MONDAY,
+                "tipo": "casella_non_leggibile",
+                "casella": "fe-pec",
+                "pratica": "FE-2026-000123",
+                "nota": "connessione rifiutata dal server IMAP (127.0.0.1:993)",
+            },
+        ],
     }
 
 
+# Emails to administrators name alert kinds by their ids: the values `sportello alerts list --kind` takes.
+FOR_ADMINS = {"segnalazioni_amministratori"}
 INTERNAL_ID = re.compile(r"\b[a-z]+_[a-z_]+\b")  # avvisi_bonari, in_attesa, lavoratori_domestici, ...
 GLUED = re.compile(r"[a-zàèéìòù][A-Z][a-z]")  # "parolaAltra": a space lost around an inserted label
 
@@ -166,7 +187,8 @@ def test_template_reads_as_text(name: str) -> None:
         assert " ." not in text and " ," not in text and "( " not in text, text
         assert "\n\n\n" not in text, f"righe vuote ripetute:\n{text}"
         words = [w for w in text.split() if "@" not in w and "." not in w.strip(".,;:")]
-        assert not [w for w in words if INTERNAL_ID.search(w)], text
+        if name not in FOR_ADMINS:
+            assert not [w for w in words if INTERNAL_ID.search(w)], text
         assert not [w for w in words if GLUED.search(w)], text
         assert "sportello tickets" not in text, "comandi da terminale in un'email per persone"
     assert not email.text.startswith("\n") and email.subject.strip() == email.subject
