@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from rich.table import Table
 
+from daemon.cli.tables import Column, fitted_table
 from daemon.config import Config
 
 __all__ = ["lease_rows", "lease_table"]
@@ -36,12 +37,20 @@ def lease_rows(config: Config, now: datetime | None = None) -> list[dict[str, ob
     ]
 
 
-def lease_table(rows: list[dict[str, object]]) -> Table:
-    table = Table("casella", "istanza", "dal", "ultimo rinnovo", "scadenza", title="Lettura delle caselle")
+def lease_table(rows: list[dict[str, object]], width: int) -> Table:
+    columns = [
+        Column("casella", 10, 9),
+        Column("istanza", 12, 8),
+        Column("dal", 16, 2),
+        Column("ultimo rinnovo", 16, 1),
+        Column("scadenza", 16, 5),
+    ]
+    cells = []
     for r in rows:
         if r["holder"] is None:
-            table.add_row(str(r["mailbox"]), "nessuna (in attesa di un'istanza)", "", "", "")
+            cells.append([str(r["mailbox"]), "nessuna (in attesa)", "", "", ""])
             continue
-        until = str(r["expires_at"])[:19] + (" (scaduto: subentra un'altra istanza)" if r["expired"] else "")
-        table.add_row(str(r["mailbox"]), str(r["holder"]), str(r["since"])[:19], str(r["renewed_at"])[:19], until)
-    return table
+        until = str(r["expires_at"])[:16].replace("T", " ") + (" (scaduto: subentra un'altra)" if r["expired"] else "")
+        since, renewed = (str(r[key])[:16].replace("T", " ") for key in ("since", "renewed_at"))
+        cells.append([str(r["mailbox"]), str(r["holder"]), since, renewed, until])
+    return fitted_table("Lettura delle caselle", columns, cells, width)

@@ -88,6 +88,6 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         if note:
             out.print(f"  ?   caselle: {note}", highlight=False, markup=False)
         if leases:
-            out.print(lease_table(leases))
+            out.print(lease_table(leases, out.width))
     if answer.get("status") != "ok":
         raise typer.Exit(1)
