@@ -62,10 +62,11 @@ def _print_problems(console: Console, title: str, problems: list[YamlProblem]) -
 
 def _template_problems(templates_dir: Path, names: set[str]) -> list[YamlProblem]:
     """Jinja syntax errors and missing `oggetto`/`testo` blocks, found now rather than at send time."""
-    from daemon.outbound.templates import TemplateRenderer
+    from daemon.outbound.templates import PARTIAL_PREFIX, TemplateRenderer
 
     problems = TemplateRenderer(templates_dir).templates.problems
-    return [problems[f"{name}.j2"] for name in sorted(names) if f"{name}.j2" in problems]
+    # A broken partial breaks every email that imports it.
+    return [p for file, p in sorted(problems.items()) if file[:-3] in names or file.startswith(PARTIAL_PREFIX)]
 
 
 @dataclass

@@ -16,6 +16,9 @@ from daemon.yamlfiles.source import YamlProblem
 __all__ = ["RenderedEmail", "TemplateRenderer", "TemplateError", "data_it"]
 
 ROME = ZoneInfo("Europe/Rome")
+# `_etichette.j2`: not an email, a partial the emails import; each block is rendered on its own, so the
+# import goes inside the block that uses it ({% block oggetto %}{% from "_etichette.j2" import x %}...).
+PARTIAL_PREFIX = "_"
 _GIORNI = ["lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica"]
 _MESI = [
     "gennaio",
@@ -70,11 +73,14 @@ class TemplateRenderer:
         self.env.loader = SnapshotLoader(self.templates)
 
     def _problem(self, file_name: str, path: Path, source: str) -> YamlProblem | None:
-        """Jinja syntax errors (unknown filters too) and missing `oggetto`/`testo` blocks."""
+        """Jinja syntax errors (unknown filters too) and missing `oggetto`/`testo` blocks; a partial
+        (`_name.j2`: macros or text that templates import or include) needs no blocks."""
         try:
             template = self.env.from_string(source)
         except TemplateSyntaxError as exc:
             return YamlProblem(str(path), exc.lineno, "", f"modello non valido: {exc.message}")
+        if file_name.startswith(PARTIAL_PREFIX):
+            return None
         missing = [b for b in ("oggetto", "testo") if b not in template.blocks]
         if missing:
             blocks = " e ".join(f"{{% block {b} %}}" for b in missing)
@@ -82,7 +88,8 @@ class TemplateRenderer:
         return None
 
     def names(self) -> set[str]:
-        return {p.name[: -len(".j2")] for p in self.directory.glob("*.j2")}
+        """The emails that can be sent (partials are not emails)."""
+        return {p.name[: -len(".j2")] for p in self.directory.glob("*.j2") if not p.name.startswith(PARTIAL_PREFIX)}
 
     def render(self, name: str, context: dict[str, Any]) -> RenderedEmail:
         try:

@@ -85,3 +85,22 @@ def test_a_vocabulary_edit_classifies_new_words_and_a_broken_file_keeps_the_last
     [note] = _alerts(service)
     assert "vocabolari" in note and str(path) in note
     assert gestione(3) == "artigiani"  # still the last good vocabulary
+
+
+def test_a_partial_with_macros_is_imported_by_templates_and_reloads_with_them(service: Service) -> None:
+    templates = Path(service.config.base_dir) / "templates"
+    partial = templates / "_etichette.j2"
+    partial.write_text("{% macro sportello() %}Sportello di Ferrara{% endmacro %}\n", encoding="utf-8")
+    path = templates / "conferma_ricezione.j2"
+    text = path.read_text(encoding="utf-8")
+    # Each block is rendered on its own: the import goes inside the block that uses it.
+    block = '{% block oggetto %}{% from "_etichette.j2" import sportello %}{{ sportello() }}:'
+    rewrite(path, text.replace("{% block oggetto %}Conferma di ricezione:", block))
+    service.admin_files.refresh()
+    assert "Sportello di Ferrara:" in _ack_subject(service, 1)
+    assert "_etichette" not in service.renderer.names()  # a partial is not an email a rule can send
+
+    rewrite(partial, "{% macro sportello() %}Sede di Ferrara{% endmacro %}\n")
+    service.admin_files.refresh()
+    assert "Sede di Ferrara:" in _ack_subject(service, 2)
+    assert _alerts(service) == []
