@@ -86,6 +86,10 @@ def _render(file: Path, bundle: Path, analysis: PecAnalysis) -> None:
     table.add_row("firmatario", analysis.signer or "-")
     table.add_row("emittente del firmatario", analysis.issuer or "-")
     table.add_row("autorità PEC configurate", str(bundle))
+    if analysis.wrapped:
+        table.add_row("busta", "trovata dentro un altro messaggio (lista di distribuzione o inoltro come allegato)")
+    if analysis.addressed_to_us is not None:
+        table.add_row("indirizzata alla casella", "sì" if analysis.addressed_to_us else "NO: non è tra i destinatari")
     if analysis.chain_checked_at is not None:
         outcome = "valida" if analysis.verified else "NON valida"
         when = analysis.chain_checked_at.isoformat()
@@ -120,6 +124,10 @@ def verify(
         typer.Option("--config", "-c", help="File di configurazione (predefinito ./config.yaml o $SPORTELLO_CONFIG)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Uscita in JSON.")] = False,
+    mailbox: Annotated[
+        str | None,
+        typer.Option("--mailbox", "-m", help="Casella di arrivo (id): i destinatari del daticert devono includerla."),
+    ] = None,
 ) -> None:
     """Verifica un messaggio PEC: firma, catena del gestore alla data certificata, daticert.
 
@@ -141,7 +149,13 @@ def verify(
         fail("verifica PEC non configurata: indicare pec.ca_bundle in config.yaml")
         raise typer.Exit(EXIT_ERROR)
 
-    analysis = analyse_pec(raw, trust)
+    address = None
+    if mailbox is not None:
+        known = {m.id: m.address for m in cfg.mailboxes}
+        if mailbox not in known:
+            fail(f"casella sconosciuta: {mailbox} (disponibili: {', '.join(known)})")
+        address = known[mailbox]
+    analysis = analyse_pec(raw, trust, address)
     genuine = is_genuine(analysis)
     if as_json:
         data = {"file": str(file), "ca_bundle": str(trust.ca_bundle), "genuine": genuine, **analysis.report_dict()}

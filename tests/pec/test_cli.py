@@ -235,3 +235,23 @@ def test_help_lists_verify() -> None:
     result = CliRunner().invoke(app, ["pec", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "verify" in result.stdout
+
+
+def test_verify_for_a_mailbox_checks_the_destinatari_and_finds_a_forwarded_envelope(
+    tmp_path: Path, test_config: Path
+) -> None:
+    elsewhere = write(tmp_path, envelope(recipient="altro.ufficio@pec.example").raw(), "altrove.eml")
+    result = verify(elsewhere, "--config", test_config, "--mailbox", "fe-pec")
+    assert result.exit_code == 1 and "NO: non è tra i destinatari" in result.stdout
+    assert (
+        report(verify(elsewhere, "--config", test_config, "--mailbox", "fe-pec", "--json"))["pec_addressed_to_us"]
+        is False
+    )
+    forwarded = write(
+        tmp_path,
+        b'From: collega@posta.example\r\nSubject: I: PEC\r\nContent-Type: multipart/mixed; boundary="f"\r\n\r\n'
+        b"--f\r\nContent-Type: message/rfc822\r\n\r\n" + envelope().raw() + b"\r\n--f--\r\n",
+        "inoltro.eml",
+    )
+    data = report(verify(forwarded, "--config", test_config, "--mailbox", "fe-pec", "--json"))
+    assert (data["genuine"], data["pec_wrapped"], data["pec_addressed_to_us"]) == (True, True, True)
