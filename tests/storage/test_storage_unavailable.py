@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,8 @@ from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.errors import StorageUnavailable
 from storage.models import Alert, InboundMessage
-from tests.support.stack import citizen_mail
+from tests.imap.test_worker import USER, _run, _worker
+from tests.support.stack import citizen_mail, wait_until
 
 TO = "GestioneCredito.Ferrara@inps.example"
 
@@ -140,3 +142,30 @@ def test_cli_ingest_on_a_read_only_archive_says_so_in_one_line(
     assert result.exit_code == 75
     assert "Traceback" not in result.output
     assert "archivio non disponibile in scrittura" in result.output and "riprovare" in result.output
+
+
+def test_imap_messages_stay_on_the_server_until_the_archive_is_writable(shipped_config: Config, dovecot) -> None:
+    service = Service(shipped_config)
+    archive = shipped_config.archive_dir
+    archive.mkdir(parents=True, exist_ok=True)
+    for n in (8, 9):
+        dovecot.append(USER, citizen_mail(TO, n))
+    stop = threading.Event()
+    worker = _worker(shipped_config, dovecot.port, service.imap_handler(USER), stop)
+    with read_only(archive):
+        thread = _run(worker)
+        try:
+            assert wait_until(lambda: counts(service)[1] == [ALERT_KIND], 20), "nessuna segnalazione"
+            assert len(dovecot.list_uids(USER, "INBOX")) == 2 and counts(service)[0] == 0
+            assert thread.is_alive(), "il worker continua a riprovare"
+        except BaseException:
+            stop.set()
+            thread.join(10)
+            raise
+    try:  # writable again: the next try records both and moves them
+        assert wait_until(lambda: len(dovecot.list_uids(USER, "Elaborati")) == 2, 30)
+        assert counts(service)[0] == 2
+    finally:
+        stop.set()
+        thread.join(10)
+        service.close()
