@@ -35,7 +35,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from daemon.config import Config, load_config  # noqa: E402
 from daemon.service import Service  # noqa: E402
-from daemon.sla import SlaRuntime, runtime_for_engine  # noqa: E402
+from daemon.sla import SlaRuntime  # noqa: E402
 from daemon.sla.clock import due_for, next_pending, plan  # noqa: E402
 from daemon.sla.sweep import SlaSweeper  # noqa: E402
 
@@ -213,7 +213,7 @@ def _plan_text(engine: sa.Engine) -> str:
 def run(backend: str, url: str, n: int, due: int, workdir: Path, runs: int) -> dict[str, Any]:
     cfg = _config(url, workdir)
     service = Service(cfg, clock=lambda: NOW)
-    runtime = runtime_for_engine(service.engine)
+    runtime = service.sla
     assert runtime is not None
     engine = service.engine
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def run(backend: str, url: str, n: int, due: int, workdir: Path, runs: int) -> d
         armed = conn.execute(
             sa.text("SELECT id, next_step, next_at FROM sla_clocks WHERE next_at <= :now"), {"now": _bind(engine, NOW)}
         ).all()
-    sweeper = SlaSweeper(runtime, service.session_factory, clock=lambda: NOW)
+    sweeper = SlaSweeper(runtime, service.session_factory, service.tickets, clock=lambda: NOW)
     times: list[float] = []
     for i in range(runs):
         if i:

@@ -261,6 +261,27 @@ class InstanceConfig(_Strict):
     name: str = "sportello"
     message_id_domain: str = Field(default="sportello.invalid", pattern=r"^[A-Za-z0-9.-]+$")
     answer_working_days: int = Field(default=10, ge=1, le=90)
+    # The HMAC secret that signs the tokens of our Message-IDs and our loop header: read from this
+    # environment variable; unset, a random one is generated once and kept in `secret_file`.
+    secret_env: str = "SPORTELLO_SECRET"
+    secret_file: str = "var/sportello.secret"
+
+
+class AuthenticationConfig(_Strict):
+    """Who may speak for a referent or an allowed sender (RFC 8601 Authentication-Results)."""
+
+    # Only the topmost Authentication-Results, and only from these receiving servers, is believed.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+class ConversationConfig(_Strict):
+    # A requester's reply within this many working days of the closing reopens the ticket; later
+    # it opens a new ticket linked to the old one.
+    reopen_working_days: int = Field(default=10, ge=0, le=365)
+    # Mail between our own mailboxes (escalations) is work up to this many hops, then a loop.
+    max_hops: int = Field(default=3, ge=1, le=10)
+    # Notices to the people who work a ticket (new ticket, new message from the requester).
+    notify_workers: bool = True
 
 
 class Config(_Strict):
@@ -273,6 +294,8 @@ class Config(_Strict):
     lmtp: LmtpConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    authentication: AuthenticationConfig = AuthenticationConfig()
+    conversation: ConversationConfig = ConversationConfig()
     offices: tuple[Office, ...] = Field(min_length=1)
     people: tuple[Person, ...] = ()
     # Who reads the alerts digest: ids of people above, or email addresses.
@@ -299,6 +322,13 @@ class Config(_Strict):
 
     def smtp_profile(self, profile_id: str) -> SmtpProfile:
         return next(p for p in self.smtp_profiles if p.id == profile_id)
+
+    def person(self, person_id: str) -> Person | None:
+        return next((p for p in self.people if p.id == person_id), None)
+
+    def person_by_address(self, address: str) -> Person | None:
+        address = address.lower()
+        return next((p for p in self.people if p.address.lower() == address), None)
 
     def people_with_role(self, role: str, office: str | None = None) -> list[Person]:
         return [p for p in self.people if role in p.roles and (office is None or not p.offices or office in p.offices)]

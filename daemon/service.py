@@ -7,17 +7,38 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.alerts.storage_failure import storage_failed
+from daemon.classify import load_vocabularies
+from daemon.clock import utcnow
 from daemon.config import Config
+from daemon.conversation.replies import Conversation
+from daemon.conversation.tokens import ReplyTokens, load_secret
 from daemon.core.analysis import Lookups
-from daemon.core.pipeline import InboundItem, Outcome, Pipeline
+from daemon.core.budget import within_budget
+from daemon.core.context import ContextBuilder
+from daemon.core.message_analyser import MessageAnalyser
+from daemon.core.outcomes import Outcomes
+from daemon.core.pipeline import InboundItem, Outcome, Pipeline, session_lookups
+from daemon.core.tickets import TicketService
 from daemon.intake.imap import FetchedMessage, ImapWorker
 from daemon.ops.monitor import Monitor
 from daemon.ops.reloader import AdminFiles
+from daemon.outbound.process import SenderProcess
+from daemon.outbound.sender import OutboxSender
+from daemon.outbound.templates import TemplateRenderer
+from daemon.pec.settings import load_pec_trust
+from daemon.rules import RuleStore
+from daemon.rules.loader import vocabulary_ids
+from daemon.sla import SlaRuntime, build_runtime, warn_unknown_policies
+from daemon.sla.hooks import SlaClockListener
+from daemon.sla.scheduler import SlaJobs, start_scheduler
+from daemon.workcalendar import calendars_from_config
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_read_session_factory, make_session_factory
 from storage.errors import StorageUnavailable
@@ -29,25 +50,44 @@ if TYPE_CHECKING:
     from daemon.intake.lmtp import LmtpIntake
     from daemon.sla.policies import PolicyStore
 
-__all__ = ["Service"]
+__all__ = ["Service", "build_outcomes"]
 
 log = logging.getLogger("sportello.service")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+def build_outcomes(
+    config: Config,
+    archive: RawArchive,
+    renderer: TemplateRenderer,
+    tokens: ReplyTokens,
+    sla: SlaRuntime | None,
+    rules: RuleStore | None = None,
+) -> Outcomes:
+    """The recording half of the graph: the ticket service (with the SLA clock as its listener when
+    the SLA component is on), the template context, the conversation, the outcome actions."""
+    tickets = TicketService(config, renderer, tokens)
+    if sla is not None:
+        tickets.add_listener(SlaClockListener(sla))
+    context = ContextBuilder(
+        config, (lambda p: sla.policies.for_ticket(p).giorni_risposta) if sla is not None else None
+    )
+    conversation = Conversation(
+        config,
+        tickets,
+        context,
+        tokens,
+        archive,
+        calendars_from_config(config),
+        (lambda: rules.current.queues) if rules is not None else frozenset,
+    )
+    return Outcomes(config, archive, tickets, context, conversation)
 
 
 class Service:
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = _utcnow, migrate: bool = True) -> None:
-        from daemon.classify import load_vocabularies
-        from daemon.core.budget import within_budget
-        from daemon.core.message_analyser import MessageAnalyser
-        from daemon.outbound.templates import TemplateRenderer
-        from daemon.pec.settings import load_pec_trust
-        from daemon.rules import RuleStore
-        from daemon.rules.loader import vocabulary_ids
+    """The running system's object graph, built explicitly: components receive what they use, and
+    the ticket service's listeners are registered here (tests build the same graph)."""
 
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow, migrate: bool = True) -> None:
         self.config = config
         self.clock = clock
         self.engine = make_engine(config.database_url, echo=config.database.echo)
@@ -64,31 +104,39 @@ class Service:
         self.rules = RuleStore(
             self.rules_dir, config, known_templates=self.renderer.names(), vocabulary=vocabulary_ids(self.vocab)
         )
-        self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules)
+        self.tokens = ReplyTokens(
+            load_secret(config.instance.secret_env, config.resolve_path(config.instance.secret_file)),
+            config.instance.message_id_domain,
+        )
+        self.sla: SlaRuntime | None = build_runtime(config, self.rules_dir, self.renderer, self.tokens)
+        self.outcomes = build_outcomes(config, self.archive, self.renderer, self.tokens, self.sla, self.rules)
+        self.tickets = self.outcomes.tickets
+        self.context = self.outcomes.context
+        self.conversation = self.outcomes.conversation
+        if self.sla is not None:
+            warn_unknown_policies(self.sla, self.rules.current)
+        self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules, self.tokens)
         self.admin_files = self._admin_files()
         self.outbox_wake = threading.Event()
         self.pipeline = Pipeline(
             config,
             self.session_factory,
             self.archive,
-            self.renderer,
             within_budget(self.analyser, config.intake.analysis_budget_seconds),
+            self.outcomes,
             clock=clock,
             on_outbox=self._wake_sender,
             read_session_factory=make_read_session_factory(self.engine),
         )
-        self._sender_process: object | None = None
+        self._sender_process: SenderProcess | None = None
         self.workers: list[ImapWorker] = []
         # Scrapes and readiness checks only read: on SQLite they must not take the write lock.
         self.monitor = Monitor(config, make_read_session_factory(self.engine), clock, lambda: self.workers)
-        self._install_sla_hooks()
 
     def _admin_files(self) -> AdminFiles:
         """Rules, vocabularies, templates and SLA policies reloaded in place (every 2 s, and on SIGHUP)."""
         from daemon.classify.store import LoadedVocabularies, VocabularyStore
         from daemon.rules import load_ruleset
-        from daemon.rules.loader import vocabulary_ids
-        from daemon.sla import runtime_for_engine
 
         def rules_accept(vocab: Vocabularies) -> None:
             load_ruleset(self.rules_dir, self.config, self.renderer.names(), vocabulary_ids(vocab))
@@ -98,8 +146,7 @@ class Service:
             self.rules.vocabulary = vocabulary_ids(loaded.vocab)
 
         def policies() -> PolicyStore | None:
-            runtime = runtime_for_engine(self.engine)
-            return runtime.store if runtime is not None else None
+            return self.sla.store if self.sla is not None else None
 
         return AdminFiles(
             rules=self.rules,
@@ -114,14 +161,12 @@ class Service:
     def _wake_sender(self) -> None:
         self.outbox_wake.set()
         if self._sender_process is not None:
-            self._sender_process.wake()  # type: ignore[attr-defined]
+            self._sender_process.wake()
 
-    def _install_sla_hooks(self) -> None:
-        try:
-            from daemon.sla import install_hooks
-        except ImportError:  # pragma: no cover - before the SLA component exists
-            return
-        install_hooks(self)
+    def sla_jobs(self) -> SlaJobs | None:
+        if self.sla is None:
+            return None
+        return SlaJobs(self.sla, self.session_factory, self.tickets, clock=self.clock, on_outbox=self._wake_sender)
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -159,8 +204,6 @@ class Service:
         mailbox = self.config.mailbox(mailbox_id)
         if not use_db:
             return self.analyser(raw, mailbox, Lookups.empty()).to_dict()
-        from daemon.core.pipeline import session_lookups
-
         with self.session_factory() as session:
             return self.analyser(raw, mailbox, session_lookups(session)).to_dict()
 
@@ -176,12 +219,9 @@ class Service:
         """Run every worker until `stop` is set; return after a clean stop. `on_started` is called once
         everything runs (systemd's READY)."""
         from daemon.alerts.digest import AlertDigest, start_digest_job
-        from daemon.outbound.sender import OutboxSender
 
         threads: list[threading.Thread] = []
-        if self.config.outbound.sender_process and self.clock is _utcnow:
-            from daemon.outbound.process import SenderProcess
-
+        if self.config.outbound.sender_process and self.clock is utcnow:
             process = SenderProcess(self.config)
             process.start()
             self._sender_process = process
@@ -230,7 +270,7 @@ class Service:
             t.join(timeout=15)
         keeper.release()
         if self._sender_process is not None:
-            self._sender_process.stop()  # type: ignore[attr-defined]
+            self._sender_process.stop()
             self._sender_process = None
         if scheduler is not None:
             scheduler.shutdown()
@@ -273,12 +313,9 @@ class Service:
             except Exception:  # never let a reload problem stop routing
                 log.exception("ricaricamento regole non riuscito")
 
-    def _start_scheduler(self) -> Any:
-        try:
-            from daemon.sla.scheduler import start_scheduler
-        except ImportError:  # pragma: no cover - before the SLA component exists
-            return None
-        return start_scheduler(self)
+    def _start_scheduler(self) -> BackgroundScheduler | None:
+        jobs = self.sla_jobs()
+        return start_scheduler(jobs) if jobs is not None else None
 
     def close(self) -> None:
         self.engine.dispose()

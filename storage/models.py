@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -94,7 +95,17 @@ class TicketCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
-TICKET_STATES = ("aperta", "in_carico", "in_attesa", "chiusa")
+class TicketState(StrEnum):
+    """The states Comunicazione Bidirezionale shows to users."""
+
+    APERTA = "aperta"
+    IN_CARICO = "in_carico"
+    IN_ATTESA = "in_attesa"
+    CHIUSA = "chiusa"
+
+
+TICKET_STATES: tuple[str, ...] = tuple(s.value for s in TicketState)
+OPEN_STATES: tuple[str, ...] = (TicketState.APERTA, TicketState.IN_CARICO, TicketState.IN_ATTESA)
 
 
 class Ticket(Base):
@@ -130,6 +141,10 @@ class Ticket(Base):
     due_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     close_outcome: Mapped[str | None] = mapped_column(String(64))
+    # The office's first answer relayed to the requester (the SLA's "answered" moment).
+    answered_at: Mapped[datetime | None]
+    # The ticket this one continues or was escalated from (a reopened-too-late or cited ticket).
+    linked_to: Mapped[str | None] = mapped_column(String(32))
 
     messages: Mapped[list[TicketMessage]] = relationship(back_populates="ticket", order_by="TicketMessage.id")
     events: Mapped[list[TicketEvent]] = relationship(back_populates="ticket", order_by="TicketEvent.id")

@@ -19,6 +19,7 @@ from daemon.cli import status as status_cli
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.cli.tables import Column, fitted_table
 from daemon.cli.views import (
+    conversation_lines,
     inbound_view,
     outbox_status_label,
     outbox_view,
@@ -244,23 +245,25 @@ def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
         print_json(data)
         return
     out.print(f"[bold]{data['id']}[/] — {data['subject']}", highlight=False)
-    for key in (
-        "state",
-        "mailbox",
-        "queue",
-        "assignee",
-        "requester",
-        "codici_fiscali",
-        "received_at",
-        "due_at",
-        "closed_at",
+    for key, label in (
+        ("state", "stato"),
+        ("mailbox", "casella"),
+        ("queue", "coda"),
+        ("assignee", "assegnatario"),
+        ("requester", "richiedente"),
+        ("codici_fiscali", "codici fiscali"),
+        ("received_at", "ricevuta"),
+        ("due_at", "scadenza"),
+        ("answered_at", "prima risposta"),
+        ("closed_at", "chiusa"),
+        ("close_outcome", "esito"),
+        ("linked_to", "collegata a"),
     ):
-        out.print(f"  {key}: {data[key]}", highlight=False, markup=False)
-    columns = [Column("quando", 16, 4), Column("verso", 5, 2), Column("autore", 16, 1), Column("oggetto", 20, 3)]
-    cells = [
-        [(m["at"] or "")[:16].replace("T", " "), m["direction"], m["author"], m["subject"]] for m in data["messages"]
-    ]
-    out.print(fitted_table("Messaggi", columns, cells, out.width))
+        if data.get(key) not in (None, [], ""):
+            out.print(f"  {label}: {data[key]}", highlight=False, markup=False)
+    out.print("\n[bold]Conversazione[/]")
+    for line in conversation_lines(data["messages"]):
+        out.print(line, highlight=False, markup=False)
     columns = [Column("quando", 16, 4), Column("chi", 12, 1), Column("evento", 12, 3), Column("nota", 20, 2)]
     cells = [[(e["at"] or "")[:16].replace("T", " "), e["actor"], e["kind"], e["note"]] for e in data["events"]]
     out.print(fitted_table("Eventi", columns, cells, out.width))
@@ -303,6 +306,32 @@ def outbox_list(
         for r in rows
     ]
     out.print(fitted_table(f"Email in uscita ({len(rows)})", columns, cells, out.width))
+
+
+@outbox_app.command("show")
+def outbox_show(
+    outbox_id: int,
+    raw: Annotated[bool, typer.Option("--raw", help="i byte esatti dell'email, come inviati")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Una email in uscita: intestazioni e stato, o (--raw) i suoi byte esatti."""
+    service = get_service(config)
+    with service.session_factory() as session:
+        row = session.get(Outbox, outbox_id)
+        if row is None:
+            fail(f"email non trovata: {outbox_id}", code=1)
+        assert row is not None
+        if raw:
+            sys.stdout.buffer.write(row.raw)
+            sys.stdout.buffer.flush()
+            return
+        data = outbox_view(row)
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key}: {value}", highlight=False, markup=False)
 
 
 @inbound_app.command("list")

@@ -9,6 +9,7 @@ Messages for users are in Italian.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -341,6 +342,7 @@ def _summary(values: dict[str, Any]) -> str:
 def build_analyser(cfg: Config, rules_dir: Path) -> Any:
     """The pipeline's MessageAnalyser over `rules_dir`, without a database."""
     from daemon.classify import load_vocabularies
+    from daemon.conversation.tokens import ReplyTokens
     from daemon.core.message_analyser import MessageAnalyser
     from daemon.outbound.templates import TemplateRenderer
     from daemon.pec.settings import load_pec_trust
@@ -350,7 +352,9 @@ def build_analyser(cfg: Config, rules_dir: Path) -> Any:
     vocab = load_vocabularies(rules_dir)
     names = TemplateRenderer(Path(cfg.base_dir) / TEMPLATES_DIR).names()
     store = RuleStore(rules_dir, cfg, known_templates=names, vocabulary=vocabulary_ids(vocab))
-    return MessageAnalyser(cfg, vocab, load_pec_trust(cfg), store)
+    # Replies by referents cannot be tested here: a random secret verifies no token.
+    tokens = ReplyTokens(secrets.token_bytes(32), cfg.instance.message_id_domain)
+    return MessageAnalyser(cfg, vocab, load_pec_trust(cfg), store, tokens)
 
 
 @app.command("test")

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
+from daemon.service import Service
+from daemon.sla import SlaRuntime
 
 app = typer.Typer(
     help="Scadenze (SLA): rapporto, controllo delle politiche, passi di una pratica.", no_args_is_help=True
@@ -26,12 +28,11 @@ def _day(value: str | None, option: str) -> date | None:
         raise
 
 
-def _runtime(service: Any) -> Any:
-    from daemon.sla import install_hooks, runtime_for_engine
-
-    runtime = runtime_for_engine(service.engine) or install_hooks(service)
+def _runtime(service: Service) -> SlaRuntime:
+    runtime = service.sla
     if runtime is None:
         fail("routing_rules/sla.yaml assente: le scadenze sono disattivate")
+    assert runtime is not None
     return runtime
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.policy
 from datetime import datetime
+from email.parser import BytesHeaderParser
 from typing import Any
 
 from storage.models import InboundMessage, Outbox, Ticket
@@ -56,11 +58,16 @@ def ticket_detail(t: Ticket) -> dict[str, Any]:
     out["tags"] = list(t.tags or [])
     out["classification"] = t.classification
     out["pec_identificativo"] = t.pec_identificativo
+    out["answered_at"] = _iso(t.answered_at)
+    out["linked_to"] = t.linked_to
+    out["close_outcome"] = t.close_outcome
     out["messages"] = [
         {
             "direction": m.direction,
             "at": _iso(m.at),
             "author": m.author,
+            "to": list(m.outbox.to) if m.outbox is not None else [],
+            "template": m.outbox.template if m.outbox is not None else None,
             "subject": m.subject,
             "message_id": m.message_id,
             "body": m.body,
@@ -71,6 +78,18 @@ def ticket_detail(t: Ticket) -> dict[str, Any]:
         {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "note": e.note, "data": e.data} for e in t.events
     ]
     return out
+
+
+def _threading_headers(raw: bytes) -> dict[str, Any]:
+    """Reply-To, In-Reply-To and References of an email we composed (its header block only)."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    refs = " ".join(str(v) for v in msg.get_all("References") or [])
+    return {
+        "reply_to": str(msg["Reply-To"]) if msg["Reply-To"] else None,
+        "in_reply_to": str(msg["In-Reply-To"]).strip("<> ") if msg["In-Reply-To"] else None,
+        "references": [r.strip("<>") for r in refs.split()],
+    }
 
 
 def outbox_view(o: Outbox) -> dict[str, Any]:
@@ -88,6 +107,7 @@ def outbox_view(o: Outbox) -> dict[str, Any]:
         "last_error": o.last_error,
         "created_at": _iso(o.created_at),
         "sent_at": _iso(o.sent_at),
+        **_threading_headers(o.raw),
     }
 
 
@@ -108,3 +128,27 @@ def inbound_view(m: InboundMessage) -> dict[str, Any]:
         "ticket_id": m.ticket_id,
         "archive_ref": m.archive_ref,
     }
+
+
+DIRECTION_LABELS = {"in": "ricevuto", "out": "inviato", "note": "annotato"}
+
+
+def conversation_lines(messages: list[dict[str, Any]], body_lines: int = 6) -> list[str]:
+    """The ticket's messages in order, readably: who wrote, to whom it was sent, the text's first lines."""
+    lines: list[str] = []
+    for m in messages:
+        when = (m["at"] or "")[:16].replace("T", " ")
+        who = m["author"] or "-"
+        head = f"{when}  {DIRECTION_LABELS.get(m['direction'], m['direction'])}  da {who}"
+        if m.get("to"):
+            head += f" a {', '.join(m['to'])}"
+        if m.get("template"):
+            head += f" [{m['template']}]"
+        lines.append(head)
+        lines.append(f"    oggetto: {m['subject'] or '(senza oggetto)'}")
+        text = [t for t in (m.get("body") or "").strip().splitlines() if t.strip()]
+        for t in text[:body_lines]:
+            lines.append(f"    | {t[:200]}")
+        if len(text) > body_lines:
+            lines.append(f"    | … ({len(text) - body_lines} righe in più)")
+    return lines

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from daemon.classify import Classification
+from daemon.conversation.speaker import Speaker, TicketFacts
 from daemon.mail.message import ParsedMessage, UnparseableMessage
 from daemon.pec.model import PecAnalysis
 
@@ -22,7 +24,7 @@ class DecisionLike(Protocol):
     @property
     def rules_version(self) -> str: ...
     @property
-    def action(self) -> str: ...  # open_ticket | append | reject | ignore | forward | quarantine
+    def action(self) -> str: ...  # open_ticket | append | reject | ignore | forward | quarantine | reply | status
     @property
     def reason(self) -> str | None: ...
     @property
@@ -58,6 +60,8 @@ class Lookups:
     ticket_for_message_id: Callable[[str], str | None]
     # Only the mail we sent: PEC receipts refer to it, and must never attach to anything else.
     ticket_for_sent_message_id: Callable[[str], str | None] = lambda _m: None
+    # The cited ticket's requester, office, queue, assignee and state: who is speaking depends on them.
+    ticket_facts: Callable[[str], TicketFacts | None] = lambda _t: None
 
     def memoized(self) -> Lookups:
         """The same questions, each asked of the database once: classification and threading both
@@ -66,6 +70,7 @@ class Lookups:
             ticket_exists=functools.lru_cache(maxsize=64)(self.ticket_exists),
             ticket_for_message_id=functools.lru_cache(maxsize=64)(self.ticket_for_message_id),
             ticket_for_sent_message_id=functools.lru_cache(maxsize=64)(self.ticket_for_sent_message_id),
+            ticket_facts=functools.lru_cache(maxsize=16)(self.ticket_facts),
         )
 
     @staticmethod
@@ -82,16 +87,20 @@ class Analysis:
     failure: UnparseableMessage | None = None
     automatic: str | None = None
     suppress_ack: bool = False
-    classification: Any = None  # daemon.classify.Classification
-    pec: Any = None  # daemon.pec.PecAnalysis
+    classification: Classification | None = None
+    pec: PecAnalysis | None = None
     reply_to_ticket: str | None = None
     signed_at: datetime | None = None  # PEC signed time: the receipt time for genuine PEC
-    extra: dict[str, Any] = field(default_factory=dict)
+    speaker: Speaker | None = None
+    # A new ticket continues this one (a reply to a ticket closed too long ago, a cited ticket of
+    # someone else, an escalation from another of our offices).
+    linked_to: str | None = None
+    hop: int = 0  # for mail between our own mailboxes: how many times it has passed through us
 
     @property
     def requester(self) -> str:
         msg = self.effective or self.envelope
-        if self.pec is not None and getattr(self.pec, "mittente", None) and self.pec.verified:
+        if self.pec is not None and self.pec.mittente and self.pec.verified:
             return str(self.pec.mittente).lower()
         if msg is None:
             return ""
@@ -112,6 +121,9 @@ class Analysis:
         out.update((self.pec if self.pec is not None else _NO_PEC).to_dict())
         out.update(self.decision.to_dict())
         out["reply_to_ticket"] = self.reply_to_ticket
+        if self.speaker is not None:
+            out.update(self.speaker.to_dict())
+        out["linked_to"] = self.linked_to
         return out
 
 

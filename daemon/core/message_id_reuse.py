@@ -6,9 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
-from daemon.core.tickets import add_event
+from daemon.core.tickets import TicketWriter
 from daemon.mail.fingerprint import content_fingerprint
 from storage.models import Alert, InboundMessage
 
@@ -45,7 +43,7 @@ def split_by_content(
 
 
 def note_reuse(
-    session: Session, inbound: InboundMessage, others: Sequence[InboundMessage], mailbox: str, now: datetime
+    w: TicketWriter, inbound: InboundMessage, others: Sequence[InboundMessage], mailbox: str, now: datetime
 ) -> None:
     """Record that `inbound` carries the Message-ID of other messages: on its ticket if it has one, else as
     an alert (a forged id aimed at suppressing mail is worth an admin's look)."""
@@ -53,6 +51,6 @@ def note_reuse(
     note = f"Message-ID <{inbound.message_id}> già usato da un altro messaggio ({where}); registrato a parte"
     ticket = inbound.ticket
     if ticket is not None:
-        add_event(session, ticket.id, EVENT_KIND, actor="sistema", at=now, note=note)
+        w.event(ticket.id, EVENT_KIND, actor="sistema", at=now, note=note)
         return
-    session.add(Alert(at=now, kind=EVENT_KIND, mailbox=mailbox, inbound=inbound, note=note))
+    w.session.add(Alert(at=now, kind=EVENT_KIND, mailbox=mailbox, inbound=inbound, note=note))

@@ -2,15 +2,13 @@
 acknowledgement in the outbox, the receipt filed, the alert for the admin. All in the caller's
 transaction; nothing here sends mail.
 
-`OutcomeActions` is the half of the pipeline that records outcomes; `daemon.core.pipeline.Pipeline`
-(batches, idempotency, the write transaction) builds on it.
+`Outcomes` owns the table from a decision's action to the method that records it; the pipeline
+(batches, idempotency, the write transaction) hands it each arrival with the state of its batch.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,37 +17,36 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config, Mailbox
+from daemon.conversation.replies import Conversation
 from daemon.core.analysis import Analysis
-from daemon.core.tickets import NewTicket, TicketNumbers, add_event, add_message, change_state, open_ticket
+from daemon.core.context import ContextBuilder
+from daemon.core.tickets import NewTicket, TicketService, TicketWriter
 from daemon.ops.logmask import mask
-from daemon.outbound.outbox import EmailRequest, enqueue_email
-from daemon.outbound.templates import TemplateRenderer
+from daemon.outbound.outbox import EmailRequest
 from storage.archive import RawArchive
-from storage.models import Alert, InboundMessage, Ticket
+from storage.models import Alert, InboundMessage, Ticket, TicketState
 
 __all__ = [
     "ACK_TEMPLATE",
     "ACK_WINDOW",
+    "Arrival",
     "BatchIndex",
-    "OutcomeActions",
+    "Outcomes",
     "json_safe",
-    "opened_hooks",
     "recent_message_counts",
 ]
 
 log = logging.getLogger("sportello.pipeline")
 
-# Called as hook(session, ticket, analysis, now) after a ticket is opened; the SLA clock registers here.
-opened_hooks: list[Callable[[Session, Ticket, Analysis, datetime], None]] = []
-
 ACK_TEMPLATE = "conferma_ricezione"
 PEC_FAILURE_TEMPLATE = "avviso_pec_non_consegnata"
 FORWARD_TEMPLATE = "inoltro"
+STATUS_TEMPLATE = "stato_pratica"
 PEC_FAILURE_RECEIPTS = frozenset(
     {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
 )
 ACK_WINDOW = timedelta(days=1)  # automatic replies per requester are counted over this window
-_BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
+BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
 
 
 @dataclass
@@ -64,7 +61,6 @@ class BatchIndex:
     by_message_id: dict[str, list[InboundMessage]] = field(default_factory=dict)
     # Rows already in the database for the Message-IDs the batch's headers announce.
     recorded_ids: dict[str, list[InboundMessage]] = field(default_factory=dict)
-    numbers: TicketNumbers = field(default_factory=TicketNumbers)
     # Deferred mode: messages recorded in the last day per requester of the batch, before the batch.
     recent_by_sender: dict[str, int] | None = None
 
@@ -80,34 +76,67 @@ class BatchIndex:
 
 @dataclass(frozen=True)
 class Arrival:
-    """One message being recorded, as every outcome action sees it."""
+    """One message being recorded, as every outcome action sees it, with the state of its batch."""
 
-    session: Session
+    w: TicketWriter
     mailbox: Mailbox
     inbound: InboundMessage
     analysis: Analysis
     received_at: datetime
     now: datetime
+    batch: BatchIndex
+
+    @property
+    def session(self) -> Session:
+        return self.w.session
 
 
-class OutcomeActions:
+class Outcomes:
     """One method per routing action; each records the outcome on the inbound row and returns whether
     mail was put in the outbox."""
 
-    config: Config
-    renderer: TemplateRenderer
-    archive: RawArchive
-    _local: threading.local  # .known: the BatchIndex of the batch this thread is recording
+    def __init__(
+        self,
+        config: Config,
+        archive: RawArchive,
+        tickets: TicketService,
+        context: ContextBuilder,
+        conversation: Conversation,
+    ) -> None:
+        self.config = config
+        self.archive = archive
+        self.tickets = tickets
+        self.context = context
+        self.conversation = conversation
+        self._actions = {
+            "open_ticket": self._open,
+            "append": self._append,
+            "reject": self._reject,
+            "ignore": self._ignore,
+            "forward": self._forward,
+            "quarantine": self._quarantine,
+            "reply": self._staff_reply,
+            "status": self._status,
+        }
+
+    def record(self, a: Arrival) -> bool:
+        """Record the arrival's outcome; True if mail was put in the outbox."""
+        action = self._actions.get(a.analysis.decision.action, self._quarantine)
+        mailed = action(a)
+        if a.analysis.pec is not None and a.analysis.pec.kind == "non_verificata":
+            self._alert_unverified_pec(a)
+        return mailed
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _open(self, a: Arrival) -> bool:
+    def _open(self, a: Arrival, *, linked_to: str | None = None) -> bool:
         d = a.analysis.decision
         msg = a.analysis.effective or a.analysis.envelope
         assert msg is not None
         cls = a.analysis.classification
-        ticket = open_ticket(
-            a.session,
+        pec = a.analysis.pec
+        ticket = self.tickets.open(
+            a.w,
             NewTicket(
                 office=a.mailbox.office,
                 mailbox=a.mailbox.id,
@@ -117,22 +146,21 @@ class OutcomeActions:
                 received_at=a.received_at,
                 queue=d.queue,
                 assignee=d.assignees[0] if d.assignees else None,
-                codici_fiscali=tuple(getattr(cls, "codici_fiscali", ()) or ()),
+                codici_fiscali=tuple(cls.codici_fiscali) if cls is not None else (),
                 classification=json_safe(cls.to_dict()) if cls is not None else None,
                 tags=d.tags,
                 priority=d.priority,
                 sla_policy=d.sla,
-                pec_identificativo=getattr(a.analysis.pec, "identificativo", None) if a.analysis.pec else None,
+                pec_identificativo=pec.identificativo if pec is not None else None,
+                linked_to=linked_to or a.analysis.linked_to,
             ),
             now=a.now,
-            numbers=known.numbers if (known := getattr(self._local, "known", None)) is not None else None,
         )
         # no flush: the batch's single flush fills every key
         self._file_incoming(a, ticket, "opened")
         if a.analysis.envelope is not None and a.analysis.envelope is not msg and a.analysis.envelope.message_id:
             # Replies may quote the PEC envelope's id rather than the inner message's.
-            add_message(
-                a.session,
+            a.w.message(
                 ticket.id,
                 direction="note",
                 at=a.received_at,
@@ -142,20 +170,26 @@ class OutcomeActions:
                 message_id=a.analysis.envelope.message_id,
                 inbound=a.inbound,
             )
-        for hook in opened_hooks:
-            hook(a.session, ticket, a.analysis, a.now)
-        if a.analysis.suppress_ack or self._ack_budget_exhausted(a.session, a.analysis.requester, a.now):
-            add_event(
-                a.session,
+        if ticket.linked_to:
+            a.w.event(
+                ticket.linked_to,
+                "pratica_collegata",
+                actor=a.analysis.requester or "sistema",
+                at=a.now,
+                note=f"nuova pratica {ticket.id} collegata a questa",
+                data={"pratica": ticket.id},
+            )
+        mailed = self.conversation.notify_workers(a, ticket, first=True)
+        if a.analysis.suppress_ack or self._ack_budget_exhausted(a, a.analysis.requester):
+            a.w.event(
                 ticket.id,
                 "conferma_non_inviata",
                 actor="sistema",
                 at=a.now,
-                note="il mittente non riceve risposte automatiche (limite o richiesta)",
+                note="il mittente non riceve risposte automatiche (limite, richiesta o ufficio interno)",
             )
-            return False
-        templates = d.templates or (ACK_TEMPLATE,)
-        for template in templates:
+            return mailed
+        for template in d.templates or (ACK_TEMPLATE,):
             self._send(a, template, ticket)
         return True
 
@@ -165,14 +199,13 @@ class OutcomeActions:
         assert msg is not None
         a.inbound.outcome = outcome
         a.inbound.ticket = ticket
-        add_message(
-            a.session,
+        a.w.message(
             ticket.id,
             direction="in",
             at=a.received_at,
             author=a.analysis.requester,
             subject=msg.subject,
-            body=msg.text_body[:_BODY_LIMIT],
+            body=msg.text_body[:BODY_LIMIT],
             message_id=msg.message_id,
             inbound=a.inbound,
         )
@@ -185,10 +218,14 @@ class OutcomeActions:
         ticket = a.session.get(Ticket, target.upper()) if target else None
         if ticket is None:  # the rule pointed to a ticket that is gone: open one rather than lose it
             return self._open(a)
+        from_requester = a.analysis.requester == ticket.requester
+        if ticket.state == TicketState.CHIUSA and from_requester and not self.conversation.may_reopen(ticket, a.now):
+            # Closed too long ago: a new ticket, linked to the old one.
+            return self._open(a, linked_to=ticket.id)
         self._file_incoming(a, ticket, "appended")
-        kind = "sollecito" if getattr(a.analysis.classification, "sollecito", False) else "messaggio"
-        add_event(
-            a.session,
+        cls = a.analysis.classification
+        kind = "sollecito" if cls is not None and cls.sollecito else "messaggio"
+        a.w.event(
             ticket.id,
             kind,
             actor=a.analysis.requester,
@@ -197,27 +234,64 @@ class OutcomeActions:
             data={"archivio": a.inbound.archive_ref},
         )
         ticket.updated_at = a.now
-        if ticket.state in ("in_attesa", "chiusa") and a.analysis.requester == ticket.requester:
-            change_state(
-                a.session,
-                ticket,
-                "aperta",
-                actor=a.analysis.requester,
-                at=a.now,
-                note="nuovo messaggio del richiedente",
-            )
         mailed = False
+        if from_requester:
+            if ticket.state == TicketState.IN_ATTESA:
+                self.tickets.change_state(
+                    a.w,
+                    ticket,
+                    TicketState.IN_CARICO,
+                    actor=a.analysis.requester,
+                    at=a.now,
+                    note="risposta del richiedente",
+                )
+            elif ticket.state == TicketState.CHIUSA:
+                self.tickets.change_state(
+                    a.w,
+                    ticket,
+                    TicketState.APERTA,
+                    actor=a.analysis.requester,
+                    at=a.now,
+                    note="riaperta dal richiedente",
+                )
+            mailed = self.conversation.notify_workers(a, ticket, first=False)
         for template in d.templates:
             self._send(a, template, ticket)
             mailed = True
         return mailed
+
+    def _staff_reply(self, a: Arrival) -> bool:
+        target = a.analysis.decision.target_ticket
+        ticket = a.session.get(Ticket, target) if target else None
+        if ticket is None:
+            return self._quarantine(a)
+        a.inbound.outcome = "appended"
+        a.inbound.ticket = ticket
+        return self.conversation.staff_reply(a, ticket)
+
+    def _status(self, a: Arrival) -> bool:
+        a.inbound.outcome = "ignored"
+        target = a.analysis.decision.target_ticket
+        ticket = a.session.get(Ticket, target) if target else None
+        if a.analysis.automatic or not a.analysis.requester or self._ack_budget_exhausted(a, a.analysis.requester):
+            a.inbound.detail = "nessuna risposta: mittente automatico, assente o oltre il limite giornaliero"
+            return False
+        own = ticket is not None and ticket.requester == a.analysis.requester
+        if own and ticket is not None:
+            a.inbound.ticket = ticket
+            a.w.event(
+                ticket.id, "richiesta_stato", actor=a.analysis.requester, at=a.now, note="stato richiesto per email"
+            )
+        extra = {"stato_richiesto": self.conversation.status_view(a.session, ticket) if own and ticket else None}
+        self._send(a, STATUS_TEMPLATE, ticket if own else None, extra=extra)
+        return True
 
     def _reject(self, a: Arrival) -> bool:
         a.inbound.outcome = "rejected"
         if a.analysis.automatic or not a.analysis.requester:
             a.inbound.detail = "nessuna risposta: mittente automatico o assente"
             return False
-        if self._ack_budget_exhausted(a.session, a.analysis.requester, a.now):
+        if self._ack_budget_exhausted(a, a.analysis.requester):
             a.inbound.detail = "nessuna risposta: limite giornaliero di risposte automatiche"
             return False
         for template in a.analysis.decision.templates:
@@ -226,24 +300,23 @@ class OutcomeActions:
 
     def _ignore(self, a: Arrival) -> bool:
         a.inbound.outcome = "ignored"
-        ticket = a.session.get(Ticket, a.analysis.decision.target_ticket) if a.analysis.decision.target_ticket else None
+        target = a.analysis.decision.target_ticket
+        ticket = a.session.get(Ticket, target) if target else None
         if ticket is None:
             return False
         # e.g. a PEC receipt filed on the ticket it refers to, as proof of acceptance and delivery
         a.inbound.ticket = ticket
         pec = a.analysis.pec
-        receipt = getattr(pec, "receipt_type", None) if pec is not None and pec.kind == "ricevuta" else None
+        receipt = pec.receipt_type if pec is not None and pec.kind == "ricevuta" else None
         data: dict[str, Any] = {"archivio": a.inbound.archive_ref}
-        if receipt:
+        if receipt and pec is not None:
             data.update(
                 ricevuta=receipt,
                 identificativo=pec.identificativo,
                 riferimento=pec.riferimento_message_id,
                 data=pec.data.isoformat() if pec.data else None,
-                archivio=a.inbound.archive_ref,
             )
-        add_event(
-            a.session,
+        a.w.event(
             ticket.id,
             f"ricevuta_pec_{receipt}" if receipt else (a.analysis.decision.reason or "archiviato"),
             actor="sistema",
@@ -267,22 +340,22 @@ class OutcomeActions:
                 note=f"ricevuta PEC di {receipt} per la pratica {ticket.id}",
             )
         )
-        referents = self._referents(ticket)
+        referents = self.conversation.workers(ticket)
         if not referents:
             return False
-        ctx = self._context(a, ticket)
-        ctx["ricevuta"] = {"tipo": receipt, "errore": getattr(a.analysis.pec, "errore_esteso", None)}
-        ctx["pratica"] = {"id": ticket.id, "oggetto": ticket.subject, "richiedente": ticket.requester}
-        enqueue_email(
-            a.session,
-            self.config,
-            self.renderer,
+        pec = a.analysis.pec
+        ctx = self.context.for_arrival(a.analysis, a.mailbox, a.inbound.received_at, ticket)
+        ctx["ricevuta"] = {"tipo": receipt, "errore": pec.errore_esteso if pec is not None else None}
+        self.tickets.send(
+            a.w,
+            ticket,
             EmailRequest(
                 mailbox_id=a.mailbox.id,
-                to=tuple(referents),
+                to=tuple(p.address for p in referents),
                 template=PEC_FAILURE_TEMPLATE,
                 context=ctx,
                 ticket_id=ticket.id,
+                ticket=ticket,
                 inbound=a.inbound,
             ),
             now=a.now,
@@ -292,6 +365,7 @@ class OutcomeActions:
     def _alert_unverified_pec(self, a: Arrival) -> None:
         """Looks like PEC but does not verify: never genuine, and the admin must know (forgery or breakage)."""
         pec = a.analysis.pec
+        assert pec is not None
         a.session.add(
             Alert(
                 at=a.now,
@@ -299,30 +373,21 @@ class OutcomeActions:
                 mailbox=a.mailbox.id,
                 inbound=a.inbound,
                 note=(
-                    f"messaggio con aspetto di PEC ({getattr(pec, 'looks_like', None) or '?'}) non verificato: "
-                    f"{getattr(pec, 'failure', None) or 'motivo sconosciuto'}; copia esatta in {a.inbound.archive_ref}"
+                    f"messaggio con aspetto di PEC ({pec.looks_like or '?'}) non verificato: "
+                    f"{pec.failure or 'motivo sconosciuto'}; copia esatta in {a.inbound.archive_ref}"
                 ),
             )
         )
-
-    def _referents(self, ticket: Ticket) -> list[str]:
-        """The assignee if any, else the office's referents."""
-        people = {p.id: p for p in self.config.people}
-        if ticket.assignee and ticket.assignee in people:
-            return [people[ticket.assignee].address]
-        return [p.address for p in self.config.people_with_role("referente", ticket.office)]
 
     def _forward(self, a: Arrival) -> bool:
         a.inbound.outcome = "forwarded"
         d = a.analysis.decision
         if not d.forward_to:
             return False
-        ctx = self._context(a, None)
-        ctx["messaggio"]["data_ricezione"] = a.inbound.received_at
-        enqueue_email(
-            a.session,
-            self.config,
-            self.renderer,
+        ctx = self.context.for_arrival(a.analysis, a.mailbox, a.inbound.received_at, None)
+        self.tickets.send(
+            a.w,
+            None,
             EmailRequest(
                 mailbox_id=a.mailbox.id,
                 to=tuple(d.forward_to),
@@ -332,6 +397,7 @@ class OutcomeActions:
                 # The recipient gets the message itself (a PEC with its envelope and signature).
                 attached_message=self.archive.load(a.inbound.archive_ref),
                 reply_to=a.analysis.requester or None,  # the recipient answers the sender directly
+                hop=a.analysis.hop,
             ),
             now=a.now,
         )
@@ -343,6 +409,27 @@ class OutcomeActions:
         a.inbound.outcome = "quarantined"
         a.inbound.reason = a.inbound.reason or (a.analysis.failure.reason if a.analysis.failure else "quarantena")
         a.inbound.detail = a.analysis.failure.detail if a.analysis.failure else None
+        speaker = a.analysis.speaker
+        if a.inbound.reason == "mittente_sospetto" and speaker is not None:
+            a.inbound.detail = speaker.reason
+            cited = a.analysis.reply_to_ticket
+            note = (
+                f"messaggio che si presenta come {speaker.role.value} ({mask(a.analysis.requester)}) "
+                f"non autenticato: {speaker.reason}; nulla è stato inoltrato; copia esatta in {a.inbound.archive_ref}"
+            )
+            a.session.add(
+                Alert(
+                    at=a.now,
+                    kind="mittente_sospetto",
+                    mailbox=a.mailbox.id,
+                    ticket_id=cited,
+                    inbound=a.inbound,
+                    note=note,
+                )
+            )
+            if cited and a.session.get(Ticket, cited) is not None:
+                a.w.event(cited, "risposta_sospetta", actor="sistema", at=a.now, note=note)
+            return False
         a.session.add(
             Alert(
                 at=a.now,
@@ -354,60 +441,27 @@ class OutcomeActions:
         )
         return False
 
-    def _ack_budget_exhausted(self, session: Session, requester: str, now: datetime) -> bool:
+    def _ack_budget_exhausted(self, a: Arrival, requester: str) -> bool:
         if not requester:
             return True
-        known: BatchIndex | None = getattr(self._local, "known", None)
-        deferred = known is not None and known.deferred
-        recent = known.recent_by_sender if known is not None and deferred else None
+        known = a.batch
+        recent = known.recent_by_sender if known.deferred else None
         if recent is not None and requester in recent:
             count = recent[requester]
         else:
-            count = recent_message_counts(session, {requester}, now - ACK_WINDOW)[requester]
-        if deferred and known is not None:
+            count = recent_message_counts(a.session, {requester}, a.now - ACK_WINDOW)[requester]
+        if known.deferred:
             count += known.requesters.get(requester, 0)  # this batch's rows are not flushed yet
         # the current message is already counted
         return int(count) > self.config.outbound.max_acks_per_sender_per_day
 
-    def _context(self, a: Arrival, ticket: Ticket | None) -> dict[str, Any]:
+    def _send(self, a: Arrival, template: str, ticket: Ticket | None, extra: dict[str, Any] | None = None) -> None:
         msg = a.analysis.effective or a.analysis.envelope
-        office = self.config.office(a.mailbox.office)
-        return {
-            "messaggio": {
-                "oggetto": msg.subject if msg else "",
-                "mittente": a.analysis.requester,
-                "nome_mittente": msg.sender_name if msg else "",
-                "data_ricezione": a.analysis.signed_at or a.now,
-                "message_id": msg.message_id if msg else None,
-            },
-            "casella": {
-                "id": a.mailbox.id,
-                "indirizzo": a.mailbox.address,
-                "nome": a.mailbox.name,
-                "tipo": a.mailbox.kind,
-            },
-            "ufficio": {"id": office.id, "nome": office.name},
-            "ticket": None
-            if ticket is None
-            else {
-                "id": ticket.id,
-                "scadenza": ticket.due_at,
-                "coda": ticket.queue,
-            },
-            "motivo": a.analysis.decision.reason,
-            "classificazione": a.analysis.classification.to_dict() if a.analysis.classification is not None else {},
-            "parametri": dict(a.analysis.decision.params),
-            "giorni_risposta": self.config.instance.answer_working_days,
-        }
-
-    def _send(self, a: Arrival, template: str, ticket: Ticket | None) -> None:
-        msg = a.analysis.effective or a.analysis.envelope
-        ctx = self._context(a, ticket)
-        ctx["messaggio"]["data_ricezione"] = a.inbound.received_at
-        row = enqueue_email(
-            a.session,
-            self.config,
-            self.renderer,
+        ctx = self.context.for_arrival(a.analysis, a.mailbox, a.inbound.received_at, ticket)
+        ctx.update(extra or {})
+        self.tickets.send(
+            a.w,
+            ticket,
             EmailRequest(
                 mailbox_id=a.mailbox.id,
                 to=(a.analysis.requester,),
@@ -420,31 +474,11 @@ class OutcomeActions:
                 references=tuple(
                     (msg.references if msg else ()) + ((msg.message_id,) if msg and msg.message_id else ())
                 ),
+                hop=a.analysis.hop,
             ),
             now=a.now,
+            note=f"{template} a {mask(a.analysis.requester)}",
         )
-        if ticket is not None:
-            # the outbox key is filled at the batch's flush, through the relationship
-            add_message(
-                a.session,
-                ticket.id,
-                direction="out",
-                at=a.now,
-                author=a.mailbox.address,
-                subject=row.subject,
-                body="",
-                message_id=row.message_id,
-                outbox=row,
-            )
-            add_event(
-                a.session,
-                ticket.id,
-                "email_in_uscita",
-                actor="sistema",
-                at=a.now,
-                note=f"{template} a {mask(a.analysis.requester)}",
-                data={"message_id": row.message_id},
-            )
 
 
 _JSON_PLAIN = frozenset({str, int, float, bool, type(None)})

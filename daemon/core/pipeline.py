@@ -14,36 +14,28 @@ import functools
 import hashlib
 import logging
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from daemon.clock import utcnow
 from daemon.config import Config, Mailbox
+from daemon.conversation.speaker import TicketFacts
 from daemon.core.analysis import Analysis, Lookups, oversized_decision
 from daemon.core.message_id_reuse import note_reuse, split_by_content
-from daemon.core.outcomes import (
-    ACK_WINDOW,
-    Arrival,
-    BatchIndex,
-    OutcomeActions,
-    json_safe,
-    opened_hooks,
-    recent_message_counts,
-)
-from daemon.core.tickets import DEFERRED_ROWS, DeferredRows, add_event
-from daemon.outbound.templates import TemplateRenderer
+from daemon.core.outcomes import ACK_WINDOW, Arrival, BatchIndex, Outcomes, json_safe, recent_message_counts
+from daemon.core.tickets import TicketWriter
 from storage.archive import RawArchive
 from storage.db import SessionFactory
 from storage.errors import StorageUnavailable, storage_errors
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketMessage
 
-__all__ = ["InboundItem", "Outcome", "Pipeline", "Analyser", "session_lookups", "opened_hooks"]
+__all__ = ["InboundItem", "Outcome", "Pipeline", "Analyser", "session_lookups"]
 
 log = logging.getLogger("sportello.pipeline")
 
@@ -98,27 +90,30 @@ def session_lookups(session: Session) -> Lookups:
             select(Outbox.ticket_id).where(Outbox.message_id == message_id).limit(1)
         ).scalar_one_or_none()
 
+    def ticket_facts(ticket_id: str) -> TicketFacts | None:
+        t = session.get(Ticket, ticket_id.upper())
+        if t is None:
+            return None
+        return TicketFacts(t.id, t.requester, t.office, t.queue, t.assignee, t.state, t.closed_at)
+
     return Lookups(
         ticket_exists=ticket_exists,
         ticket_for_message_id=ticket_for_message_id,
         ticket_for_sent_message_id=ticket_for_sent_message_id,
+        ticket_facts=ticket_facts,
     )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Pipeline(OutcomeActions):
+class Pipeline:
     def __init__(
         self,
         config: Config,
         session_factory: SessionFactory,
         archive: RawArchive,
-        renderer: TemplateRenderer,
         analyser: Analyser,
+        outcomes: Outcomes,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_outbox: Callable[[], None] | None = None,
         read_session_factory: SessionFactory | None = None,
     ) -> None:
@@ -128,12 +123,10 @@ class Pipeline(OutcomeActions):
         # outbox sender (another process on SQLite) is not kept waiting while a batch is analysed.
         self.read_session_factory = read_session_factory or session_factory
         self.archive = archive
-        self.renderer = renderer
         self.analyser = analyser
+        self.outcomes = outcomes
         self.clock = clock
         self.on_outbox = on_outbox
-        # The batch being processed by this thread (IMAP workers call process_batch concurrently).
-        self._local = threading.local()
 
     # -- public -------------------------------------------------------------------------------
 
@@ -181,23 +174,21 @@ class Pipeline(OutcomeActions):
             known = self._preload(session, items)
             if not isolate:
                 known.recent_by_sender = self._recent_by_sender(session, prepared)
-            self._local.known = known  # read by the outcome actions of this thread
             known.deferred = not isolate
-            deferred_rows = DeferredRows()
+            w = TicketWriter(session, bulk=not isolate)
             if not isolate:
-                session.info[DEFERRED_ROWS] = deferred_rows
                 # No flush per message: the rows of the whole batch go to the database in one flush,
                 # as multi-row inserts. Queries in the loop do not see this batch; BatchIndex does.
                 with session.no_autoflush:
                     for item, ready in zip(items, prepared, strict=True):
-                        row, duplicate, mailed = self._process_one(session, item, known, ready)
+                        row, duplicate, mailed = self._process_one(w, item, known, ready)
                         results.append((row, duplicate))
                         enqueued = enqueued or mailed
             else:
                 for item in items:
                     try:
                         with session.begin_nested():
-                            row, duplicate, mailed = self._process_one(session, item, known)
+                            row, duplicate, mailed = self._process_one(w, item, known)
                     except StorageUnavailable:
                         raise
                     except Exception as exc:  # a bug must not block the mailbox: quarantine, tell admin
@@ -206,9 +197,7 @@ class Pipeline(OutcomeActions):
                             row, duplicate, mailed = self._record_internal_error(session, item, exc)
                     results.append((row, duplicate))
                     enqueued = enqueued or mailed
-            known.numbers.close(session)
-            session.flush()
-            deferred_rows.write(session)
+            w.write_buffered()
             self.archive.sync_pending()  # the raw bytes are durable before the rows that name them
             outcomes = [_as_outcome(row, duplicate=duplicate) for row, duplicate in results]
         if enqueued and self.on_outbox:
@@ -290,12 +279,13 @@ class Pipeline(OutcomeActions):
 
     def _process_one(
         self,
-        session: Session,
+        w: TicketWriter,
         item: InboundItem,
-        known: BatchIndex | None = None,
+        known: BatchIndex,
         ready: _Prepared | None = None,
     ) -> tuple[InboundMessage, bool, bool]:
         """(recorded row, whether it was recorded before, whether mail was enqueued)."""
+        session = w.session
         digest = item.digest
         existing = self._existing(session, item, digest, known)
         if existing is not None:
@@ -326,8 +316,8 @@ class Pipeline(OutcomeActions):
                 return same_box[0], True, False
             with_ticket = [e for e in earlier if e.ticket_id]
             if with_ticket:
-                copy = self._record_copy(session, item, analysis, digest, archive_ref, received_at, now, with_ticket[0])
-                if known is not None and known.deferred:
+                copy = self._record_copy(w, item, analysis, digest, archive_ref, received_at, now, with_ticket[0])
+                if known.deferred:
                     known.remember(copy)
                 return copy, False, False
 
@@ -345,7 +335,7 @@ class Pipeline(OutcomeActions):
             analysis=json_safe(analysis.to_dict()),
         )
         session.add(inbound)
-        if known is not None and known.deferred:
+        if known.deferred:
             known.remember(inbound)
             known.requesters[inbound.sender] = known.requesters.get(inbound.sender, 0) + 1
             if inbound.message_id:
@@ -353,21 +343,9 @@ class Pipeline(OutcomeActions):
         else:
             session.flush()
 
-        action = analysis.decision.action
-        handler = {
-            "open_ticket": self._open,
-            "append": self._append,
-            "reject": self._reject,
-            "ignore": self._ignore,
-            "forward": self._forward,
-            "quarantine": self._quarantine,
-        }.get(action, self._quarantine)
-        arrival = Arrival(session, mailbox, inbound, analysis, received_at, now)
-        mailed = handler(arrival)
+        mailed = self.outcomes.record(Arrival(w, mailbox, inbound, analysis, received_at, now, known))
         if reused:
-            note_reuse(session, inbound, reused, item.mailbox_id, now)
-        if analysis.pec is not None and analysis.pec.kind == "non_verificata":
-            self._alert_unverified_pec(arrival)
+            note_reuse(w, inbound, reused, item.mailbox_id, now)
         # Before the commit (and before a batch's ticket ids exist): the recorded outcome is logged,
         # with its fields, by daemon.ops.monitor once the batch has committed.
         log.debug(
@@ -383,7 +361,7 @@ class Pipeline(OutcomeActions):
 
     def _record_copy(
         self,
-        session: Session,
+        w: TicketWriter,
         item: InboundItem,
         analysis: Analysis,
         digest: str,
@@ -404,10 +382,9 @@ class Pipeline(OutcomeActions):
             ticket_id=earlier.ticket_id,
             detail=f"stesso messaggio già ricevuto su {earlier.mailbox}",
         )
-        session.add(inbound)
+        w.session.add(inbound)
         assert earlier.ticket_id is not None
-        add_event(
-            session,
+        w.event(
             earlier.ticket_id,
             "copia_ricevuta",
             actor="sistema",

@@ -1,40 +1,48 @@
-"""The ticket service: protocol-like ids, opening, appending, state changes, audit events.
+"""The ticket service: every ticket's opening, state change, event, message and email goes through it.
 
-Functions take an open SQLAlchemy session and never commit: the caller's transaction decides.
+Writes happen in the caller's transaction through a `TicketWriter`; nothing here commits. Components
+that follow tickets (the SLA clock) register as listeners on the service the composition root builds.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import TICKET_STATES, InboundMessage, Outbox, Ticket, TicketCounter, TicketEvent, TicketMessage
+from daemon.config import Config
+from daemon.conversation.tokens import ReplyTokens
+from daemon.ops.logmask import mask
+from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.templates import TemplateRenderer
+from storage.models import (
+    InboundMessage,
+    Outbox,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    TicketMessage,
+    TicketState,
+)
 
 __all__ = [
-    "DEFERRED_ROWS",
     "TICKET_ID_RE",
-    "DeferredRows",
     "NewTicket",
-    "add_event",
-    "add_message",
+    "TicketListener",
+    "TicketNumbers",
+    "TicketService",
+    "TicketWriter",
     "allocate_ticket_id",
-    "change_state",
     "format_ticket_id",
-    "open_ticket",
-    "state_hooks",
 ]
 
 TICKET_ID_RE = re.compile(r"\b([A-Z]{2,4})-(\d{4})-(\d{6})\b")
-
-# Called as hook(session, ticket, old_state, new_state, at); the SLA clock registers here.
-state_hooks: list[Callable[[Session, Ticket, str, str, datetime], None]] = []
 
 
 def format_ticket_id(office: str, year: int, number: int) -> str:
@@ -87,6 +95,110 @@ class TicketNumbers:
         self._last.clear()
 
 
+class TicketWriter:
+    """The writes of one transaction to tickets. In bulk mode the rows nobody reads back in the same
+    transaction (events, ticket messages) are kept as plain values and written after the batch's flush
+    as one multi-row INSERT per table: at intake speed the ORM unit of work costs more than the insert.
+    Otherwise they go through the session."""
+
+    def __init__(self, session: Session, *, bulk: bool = False, numbers: TicketNumbers | None = None) -> None:
+        self.session = session
+        self.bulk = bulk
+        self.numbers = numbers or TicketNumbers()
+        self._events: list[dict[str, Any]] = []
+        self._messages: list[tuple[dict[str, Any], InboundMessage | None, Outbox | None]] = []
+
+    def event(
+        self,
+        ticket_id: str,
+        kind: str,
+        *,
+        actor: str,
+        at: datetime,
+        note: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        values = {"ticket_id": ticket_id, "at": at, "actor": actor, "kind": kind, "note": note[:4000], "data": data}
+        if self.bulk:
+            self._events.append(values)
+        else:
+            self.session.add(TicketEvent(**values))
+
+    def message(
+        self,
+        ticket_id: str,
+        *,
+        direction: str,
+        at: datetime,
+        author: str,
+        subject: str,
+        body: str,
+        message_id: str | None = None,
+        inbound: InboundMessage | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "ticket_id": ticket_id,
+            "direction": direction,
+            "at": at,
+            "author": author,
+            "subject": subject,
+            "body": body,
+            "message_id": message_id,
+            "inbound_id": None,
+            "outbox_id": None,
+        }
+        if self.bulk:
+            self._messages.append((values, inbound, outbox))
+            return
+        msg = TicketMessage(**values)
+        if inbound is not None:
+            msg.inbound = inbound
+        if outbox is not None:
+            msg.outbox = outbox
+        self.session.add(msg)
+
+    def write_buffered(self) -> None:
+        """Bulk mode: after the flush that gave the inbound and outbox rows their keys."""
+        self.numbers.close(self.session)
+        self.session.flush()
+        if self._messages:
+            rows = []
+            for values, inbound, outbox in self._messages:
+                if inbound is not None:
+                    values["inbound_id"] = inbound.id
+                if outbox is not None:
+                    values["outbox_id"] = outbox.id
+                rows.append(values)
+            self.session.execute(insert(_table(TicketMessage)), rows)
+        if self._events:
+            self.session.execute(insert(_table(TicketEvent)), self._events)
+        self._messages.clear()
+        self._events.clear()
+
+    def discard(self) -> None:
+        self._messages.clear()
+        self._events.clear()
+
+
+def _table(model: type[TicketMessage] | type[TicketEvent]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class TicketListener(Protocol):
+    """Follows tickets (the SLA clock does): called inside the transaction of the change."""
+
+    def ticket_opened(self, w: TicketWriter, ticket: Ticket, now: datetime) -> None: ...
+
+    def state_changed(
+        self, w: TicketWriter, ticket: Ticket, old: TicketState, new: TicketState, at: datetime
+    ) -> None: ...
+
+    def ticket_answered(self, w: TicketWriter, ticket: Ticket, at: datetime) -> None: ...
+
+
 @dataclass(frozen=True)
 class NewTicket:
     office: str
@@ -103,173 +215,159 @@ class NewTicket:
     priority: str | None = None
     sla_policy: str | None = None
     pec_identificativo: str | None = None
+    linked_to: str | None = None
 
 
-def open_ticket(
-    session: Session,
-    new: NewTicket,
-    *,
-    now: datetime,
-    actor: str = "sistema",
-    numbers: TicketNumbers | None = None,
-) -> Ticket:
-    tz_year = new.received_at.year
-    if numbers is not None:
-        ticket_id, number = numbers.allocate(session, new.office, tz_year)
-    else:
-        ticket_id, number = allocate_ticket_id(session, new.office, tz_year)
-    ticket = Ticket(
-        id=ticket_id,
-        office=new.office,
-        year=tz_year,
-        number=number,
-        state="aperta",
-        mailbox=new.mailbox,
-        queue=new.queue,
-        assignee=new.assignee,
-        requester=new.requester,
-        requester_name=new.requester_name,
-        subject=new.subject,
-        codici_fiscali=list(new.codici_fiscali),
-        classification=new.classification,
-        tags=list(new.tags),
-        priority=new.priority,
-        sla_policy=new.sla_policy,
-        pec_identificativo=new.pec_identificativo,
-        received_at=new.received_at,
-        created_at=now,
-        updated_at=now,
-        due_at=None,
-        closed_at=None,
-    )
-    session.add(ticket)
-    add_event(session, ticket_id, "aperta", actor=actor, at=now, note=f"coda {new.queue or '-'}")
-    return ticket
+class TicketService:
+    """One way in for every change of a ticket, as every change in Request Tracker goes through one
+    transaction API: the state machine, the audit trail, the ticket's messages and its emails."""
 
+    def __init__(self, config: Config, renderer: TemplateRenderer, tokens: ReplyTokens | None = None) -> None:
+        self.config = config
+        self.renderer = renderer
+        self.tokens = tokens
+        self._listeners: list[TicketListener] = []
+        self._tz = ZoneInfo(config.calendar.timezone)
 
-DEFERRED_ROWS = "sportello.deferred_rows"  # key of a DeferredRows in Session.info
+    def add_listener(self, listener: TicketListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
+    def remove_listener(self, listener: TicketListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
-class DeferredRows:
-    """Rows nobody reads back in the transaction that adds them (audit events, ticket messages), kept
-    as plain values and written after the batch's flush as one multi-row INSERT per table: the ORM
-    unit of work costs more than the insert itself at intake speed. The pipeline installs one in
-    `Session.info[DEFERRED_ROWS]` for a batch recorded in one piece; without it rows go through the ORM.
-    """
+    @property
+    def listeners(self) -> tuple[TicketListener, ...]:
+        return tuple(self._listeners)
 
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.messages: list[tuple[dict[str, Any], InboundMessage | None, Outbox | None]] = []
+    def open(self, w: TicketWriter, new: NewTicket, *, now: datetime, actor: str = "sistema") -> Ticket:
+        # Protocol-like numbering follows the office's calendar year, not UTC's.
+        year = new.received_at.astimezone(self._tz).year
+        ticket_id, number = w.numbers.allocate(w.session, new.office, year)
+        ticket = Ticket(
+            id=ticket_id,
+            office=new.office,
+            year=year,
+            number=number,
+            state=TicketState.APERTA.value,
+            mailbox=new.mailbox,
+            queue=new.queue,
+            assignee=new.assignee,
+            requester=new.requester,
+            requester_name=new.requester_name,
+            subject=new.subject,
+            codici_fiscali=list(new.codici_fiscali),
+            classification=new.classification,
+            tags=list(new.tags),
+            priority=new.priority,
+            sla_policy=new.sla_policy,
+            pec_identificativo=new.pec_identificativo,
+            received_at=new.received_at,
+            created_at=now,
+            updated_at=now,
+            due_at=None,
+            closed_at=None,
+            linked_to=new.linked_to,
+        )
+        w.session.add(ticket)
+        note = f"coda {new.queue or '-'}" + (f"; collegata a {new.linked_to}" if new.linked_to else "")
+        w.event(ticket_id, "aperta", actor=actor, at=now, note=note)
+        for listener in self._listeners:
+            listener.ticket_opened(w, ticket, now)
+        return ticket
 
-    def write(self, session: Session) -> None:
-        """After the flush that gave the inbound and outbox rows their keys."""
-        if self.messages:
-            rows = []
-            for values, inbound, outbox in self.messages:
-                if inbound is not None:
-                    values["inbound_id"] = inbound.id
-                if outbox is not None:
-                    values["outbox_id"] = outbox.id
-                rows.append(values)
-            session.execute(insert(_table(TicketMessage)), rows)
-        if self.events:
-            session.execute(insert(_table(TicketEvent)), self.events)
-        self.messages.clear()
-        self.events.clear()
+    def change_state(
+        self,
+        w: TicketWriter,
+        ticket: Ticket,
+        new_state: TicketState | str,
+        *,
+        actor: str,
+        at: datetime,
+        note: str = "",
+        outcome: str | None = None,
+    ) -> bool:
+        """Move the ticket; False if it already was in that state."""
+        new = TicketState(new_state)
+        old = TicketState(ticket.state)
+        if old == new:
+            return False
+        ticket.state = new.value
+        ticket.updated_at = at
+        ticket.closed_at = at if new is TicketState.CHIUSA else None
+        if new is TicketState.CHIUSA:
+            ticket.close_outcome = outcome or ticket.close_outcome
+        data: dict[str, Any] = {"da": old.value, "a": new.value}
+        if outcome:
+            data["esito"] = outcome
+        w.event(ticket.id, "stato", actor=actor, at=at, note=note, data=data)
+        for listener in self._listeners:
+            listener.state_changed(w, ticket, old, new, at)
+        return True
 
+    def assign(self, w: TicketWriter, ticket: Ticket, person_id: str, *, actor: str, at: datetime) -> None:
+        old = ticket.assignee
+        ticket.assignee = person_id
+        ticket.updated_at = at
+        w.event(
+            ticket.id,
+            "assegnazione",
+            actor=actor,
+            at=at,
+            note=f"{old or '-'} → {person_id}",
+            data={"da": old, "a": person_id},
+        )
 
-def _table(model: type[TicketMessage] | type[TicketEvent]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
+    def move_queue(self, w: TicketWriter, ticket: Ticket, queue: str, *, actor: str, at: datetime) -> None:
+        old = ticket.queue
+        ticket.queue = queue
+        ticket.assignee = None
+        ticket.updated_at = at
+        w.event(
+            ticket.id, "inoltro_coda", actor=actor, at=at, note=f"{old or '-'} → {queue}", data={"da": old, "a": queue}
+        )
 
+    def mark_answered(self, w: TicketWriter, ticket: Ticket, *, actor: str, at: datetime) -> None:
+        """The office's first answer: the SLA counts it as answered (listeners stop the office clock)."""
+        if ticket.answered_at is not None:
+            return
+        ticket.answered_at = at
+        w.event(ticket.id, "prima_risposta", actor=actor, at=at, note="prima risposta dell'ufficio al richiedente")
+        for listener in self._listeners:
+            listener.ticket_answered(w, ticket, at)
 
-def add_message(
-    session: Session,
-    ticket_id: str,
-    *,
-    direction: str,
-    at: datetime,
-    author: str,
-    subject: str,
-    body: str,
-    message_id: str | None = None,
-    inbound_id: int | None = None,
-    outbox_id: int | None = None,
-    inbound: InboundMessage | None = None,
-    outbox: Outbox | None = None,
-) -> None:
-    deferred: DeferredRows | None = session.info.get(DEFERRED_ROWS)
-    if deferred is not None:
-        values = {
-            "ticket_id": ticket_id,
-            "direction": direction,
-            "at": at,
-            "author": author,
-            "subject": subject,
-            "body": body,
-            "message_id": message_id,
-            "inbound_id": inbound_id,
-            "outbox_id": outbox_id,
-        }
-        deferred.messages.append((values, inbound, outbox))
-        return
-    msg = TicketMessage(
-        ticket_id=ticket_id,
-        direction=direction,
-        at=at,
-        author=author,
-        subject=subject,
-        body=body,
-        message_id=message_id,
-        inbound_id=inbound_id,
-        outbox_id=outbox_id,
-    )
-    if inbound is not None:
-        msg.inbound = inbound
-    if outbox is not None:
-        msg.outbox = outbox
-    session.add(msg)
-
-
-def add_event(
-    session: Session,
-    ticket_id: str,
-    kind: str,
-    *,
-    actor: str,
-    at: datetime,
-    note: str = "",
-    data: dict[str, Any] | None = None,
-) -> None:
-    deferred: DeferredRows | None = session.info.get(DEFERRED_ROWS)
-    if deferred is not None:
-        values = {"ticket_id": ticket_id, "at": at, "actor": actor, "kind": kind, "note": note, "data": data}
-        deferred.events.append(values)
-        return
-    session.add(TicketEvent(ticket_id=ticket_id, at=at, actor=actor, kind=kind, note=note, data=data))
-
-
-def change_state(session: Session, ticket: Ticket, new_state: str, *, actor: str, at: datetime, note: str = "") -> None:
-    if new_state not in TICKET_STATES:
-        raise ValueError(f"stato sconosciuto: {new_state}")
-    old = ticket.state
-    if old == new_state:
-        return
-    ticket.state = new_state
-    ticket.updated_at = at
-    ticket.closed_at = at if new_state == "chiusa" else None
-    add_event(session, ticket.id, "stato", actor=actor, at=at, note=note, data={"da": old, "a": new_state})
-    for hook in state_hooks:
-        hook(session, ticket, old, new_state, at)
-
-
-def find_ticket(session: Session, ticket_id: str) -> Ticket | None:
-    return session.get(Ticket, ticket_id.upper())
-
-
-def ticket_for_message_id(session: Session, message_id: str) -> str | None:
-    """The ticket a known Message-ID (inbound or sent by us) belongs to."""
-    return session.execute(
-        select(TicketMessage.ticket_id).where(TicketMessage.message_id == message_id).limit(1)
-    ).scalar_one_or_none()
+    def send(
+        self,
+        w: TicketWriter,
+        ticket: Ticket | None,
+        request: EmailRequest,
+        *,
+        now: datetime,
+        actor: str = "sistema",
+        body: str = "",
+        note: str | None = None,
+    ) -> Outbox:
+        """Put an email in the outbox; about a ticket, also file it on the ticket and note it."""
+        row = enqueue_email(w.session, self.config, self.renderer, request, now=now, tokens=self.tokens)
+        if ticket is not None:
+            w.message(
+                ticket.id,
+                direction="out",
+                at=now,
+                author=row.sender,
+                subject=row.subject,
+                body=body,
+                message_id=row.message_id,
+                outbox=row,
+            )
+            recipients = ", ".join(mask(a) for a in (*request.to, *request.cc))
+            w.event(
+                ticket.id,
+                "email_in_uscita",
+                actor=actor,
+                at=now,
+                note=note or f"{request.template} a {recipients}",
+                data={"message_id": row.message_id, "modello": request.template, "a": list(request.to)},
+            )
+        return row

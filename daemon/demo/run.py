@@ -7,14 +7,22 @@ import shutil
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from sqlalchemy import func, select
 
+from daemon.cli.views import conversation_lines, ticket_detail
 from daemon.config import Config
-from daemon.demo.sample_mail import demo_messages
+from daemon.demo.sample_mail import demo_messages, referent_reply
 from storage.models import InboundMessage, Outbox, Ticket
+
+if TYPE_CHECKING:
+    from daemon.demo.imap_server import DemoImap
+    from daemon.demo.smtp_sink import SmtpSink
+    from daemon.service import Service
 
 DEMO_PASSWORD = "demo"
 
@@ -54,6 +62,8 @@ def demo_config(config: Config, workdir: Path, imap_port: int, smtp_port: int) -
             "smtp_profiles": profiles,
             "database": config.database.model_copy(update={"url": f"sqlite:///{workdir / 'sportello.db'}"}),
             "archive": config.archive.model_copy(update={"path": str(workdir / "archive")}),
+            # A random secret for the demo, generated on first start and kept beside its data.
+            "instance": config.instance.model_copy(update={"secret_file": str(workdir / "sportello.secret")}),
         }
     )
 
@@ -101,6 +111,8 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
                 done = True
                 break
             time.sleep(0.3)
+        if done:
+            done = _referent_answers(service, cfg, imap, sink, console, started + timeout)
         elapsed = time.monotonic() - started
         stop.set()
         runner.join(timeout=20)
@@ -121,6 +133,60 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
             service.close()
         imap.stop()
         sink.stop()
+
+
+DEMO_REFERENT = "anna.bianchi@inps.example"
+
+
+def _referent_answers(
+    service: Service, cfg: Config, imap: DemoImap, sink: SmtpSink, console: Console, deadline: float
+) -> bool:
+    """Anna Bianchi answers the notice of a credito ticket from her mail client, then closes it by mail:
+    the citizen gets her text from the institutional address, and the ticket ends `chiusa`."""
+    notices = [m for m in sink.messages if DEMO_REFERENT in m.rcpt_tos and b"Nuova pratica" in m.raw]
+    if not notices:
+        return True
+    notice = notices[0]
+    box = cfg.mailbox("fe-credito")
+    assert box.imap is not None
+    steps = (
+        "Gentile cliente,\nl'avviso bonario risulta già pagato: non deve fare nulla.\nCordiali saluti",
+        "#chiudi risolta\nLa pratica è conclusa.",
+    )
+    ticket_id = None
+    for text in steps:
+        raw = referent_reply(
+            notice.raw, sender=DEMO_REFERENT, name="Anna Bianchi", to=box.address, text=text, when=datetime.now(UTC)
+        )
+        before = _count(service, InboundMessage)
+        imap.append(box.imap.username, raw)
+        while time.monotonic() < deadline and (_count(service, InboundMessage) <= before or _pending(service)):
+            time.sleep(0.3)
+        with service.session_factory() as s:
+            last = s.execute(select(InboundMessage).order_by(InboundMessage.id.desc()).limit(1)).scalar_one()
+            ticket_id = last.ticket_id
+    if ticket_id is None:
+        return False
+    with service.session_factory() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        lines = conversation_lines(ticket_detail(ticket)["messages"], body_lines=3)
+        console.print(
+            f"\n[bold]La referente risponde dal suo client di posta[/]: pratica {ticket_id}, stato {ticket.state}"
+        )
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+    return True
+
+
+def _count(service: Service, model: type[InboundMessage]) -> int:
+    with service.session_factory() as s:
+        return int(s.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def _pending(service: Service) -> bool:
+    with service.session_factory() as s:
+        return bool(s.execute(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")).scalar_one())
 
 
 def _show(service: object, sink: object, console: Console, elapsed: float) -> None:

@@ -80,6 +80,8 @@ SAMPLES: tuple[SampleMail, ...] = (
         "ODCEC Ferrara",
         "Quesito normativo - Gestione separata - aliquote 2026 professionisti",
         "Gli iscritti chiedono chiarimenti sulle aliquote della gestione separata per il 2026.",
+        # As the office's mail server delivers it: the Ordine is an allowed sender only when authenticated.
+        (("Authentication-Results", "mx.inps.example; dkim=pass header.d=odcec-fe.example"),),
     ),
     SampleMail(
         "er-lavoro-occasionale",
@@ -87,6 +89,7 @@ SAMPLES: tuple[SampleMail, ...] = (
         "Sede di Bologna",
         "Libretto Famiglia - abbinamento F24 non riuscito - prestatore RSSMRA85T10A562S",
         "Segnaliamo un versamento F24 per il Libretto Famiglia non abbinato al portafoglio.",
+        (("Authentication-Results", "mx.inps.example; dkim=pass header.d=inps.example"),),
     ),
     SampleMail(
         "fe-credito",
@@ -109,3 +112,25 @@ SAMPLES: tuple[SampleMail, ...] = (
 def demo_messages(addresses: dict[str, str], when: datetime | None = None) -> list[tuple[str, bytes]]:
     now = when or datetime.now(UTC)
     return [(s.mailbox, s.to_bytes(addresses[s.mailbox], now)) for s in SAMPLES]
+
+
+def referent_reply(notice: bytes, *, sender: str, name: str, to: str, text: str, when: datetime) -> bytes:
+    """A referent's answer to one of our notices, as their mail client writes it (the quoted notice
+    below an Italian attribution line) and as the office's mail server delivers it (authenticated)."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    original = message_from_bytes(notice, policy=default)
+    body = original.get_body(preferencelist=("plain",))
+    quoted = "\n".join(f"> {line}" for line in (body.get_content() if body else "").splitlines())
+    msg = EmailMessage()
+    msg["Authentication-Results"] = f"mx.inps.example; dkim=pass header.d={sender.split('@')[1]}"
+    msg["From"] = f"{name} <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = f"Re: {original['Subject']}"
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    msg["In-Reply-To"] = str(original["Message-ID"])
+    msg["References"] = str(original["Message-ID"])
+    msg.set_content(f"{text}\n\nIl {format_datetime(when)}, sportello ha scritto:\n{quoted}\n")
+    return msg.as_bytes()

@@ -13,10 +13,14 @@ from collections.abc import Iterable
 
 from daemon.mail.message import ParsedMessage
 
-__all__ = ["LOOP_HEADER", "automatic_reason", "wants_no_autoreply"]
+__all__ = ["HOP_HEADER", "LOOP_HEADER", "TICKET_HEADER", "automatic_reason", "wants_no_autoreply"]
 
 # Every message sportello sends carries this header with the instance name.
 LOOP_HEADER = "X-Sportello-Loop"
+# ... and this one, signed with the instance's secret: how many times the mail has passed through us.
+HOP_HEADER = "X-Sportello-Hop"
+# The ticket a message we send is about.
+TICKET_HEADER = "X-Sportello-Ticket"
 
 # Loop markers other mail systems (procmail, list managers, ticket systems) put on what they send.
 _LOOP_HEADERS = ("x-loop", "x-mailer-loop")

@@ -5,19 +5,33 @@ from __future__ import annotations
 import io
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from email import encoders
 from email.charset import QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
-from daemon.mail.autoreply import LOOP_HEADER
+from daemon.mail.autoreply import HOP_HEADER, LOOP_HEADER, TICKET_HEADER
 
-__all__ = ["compose_email", "new_message_id"]
+__all__ = ["OutgoingAttachment", "compose_email", "new_message_id"]
+
+
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    """A file carried on an email we send (a referent's attachment relayed to the requester)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
 
 # Quoted-printable keeps the Italian text readable in the raw message and in the archive.
 _UTF8_QP = Charset("utf-8")
@@ -82,6 +96,8 @@ def compose_email(
     ticket_id: str | None = None,
     attached_message: bytes | None = None,
     reply_to: str | None = None,
+    hop_stamp: str | None = None,
+    attachments: Sequence[OutgoingAttachment] = (),
 ) -> bytes:
     """`attached_message`: raw RFC 5322 bytes carried unchanged as a message/rfc822 part (a forward),
     only the line ends made CRLF."""
@@ -95,10 +111,13 @@ def compose_email(
         msg.attach(MIMEText(html, "html", _UTF8_QP))  # type: ignore[arg-type]
     else:
         msg = body
-    if attached_message is not None:
+    if attached_message is not None or attachments:
         mixed = MIMEMultipart("mixed")
         mixed.attach(msg)
-        mixed.attach(_rfc822(attached_message))
+        if attached_message is not None:
+            mixed.attach(_rfc822(attached_message))
+        for attachment in attachments:
+            mixed.attach(_attachment(attachment))
         msg = mixed
     msg["Message-ID"] = f"<{message_id}>"
     msg["Date"] = format_datetime(date)
@@ -117,8 +136,10 @@ def compose_email(
         msg["Auto-Submitted"] = "auto-replied" if in_reply_to else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
     msg[LOOP_HEADER] = instance
+    if hop_stamp:
+        msg[HOP_HEADER] = hop_stamp
     if ticket_id:
-        msg["X-Sportello-Ticket"] = ticket_id
+        msg[TICKET_HEADER] = ticket_id
     out = io.BytesIO()
     _WireGenerator(out, mangle_from_=False, policy=_WIRE).flatten(msg)
     return out.getvalue()
@@ -137,6 +158,15 @@ def _rfc822(raw: bytes) -> Message:
     if not wire.isascii():
         part["Content-Transfer-Encoding"] = "8bit"
     part.set_payload(wire.decode("ascii", "surrogateescape"))
+    return part
+
+
+def _attachment(attachment: OutgoingAttachment) -> Message:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    part = MIMEBase(maintype or "application", subtype or "octet-stream")
+    part.set_payload(attachment.data)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", attachment.filename))
     return part
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
-from daemon.outbound.compose import compose_email, new_message_id
+from daemon.conversation.tokens import ReplyTokens
+from daemon.outbound.compose import OutgoingAttachment, compose_email, new_message_id
 from daemon.outbound.templates import TemplateRenderer
 from storage.models import InboundMessage, Outbox, Ticket
 
@@ -31,6 +32,10 @@ class EmailRequest:
     references: tuple[str, ...] = field(default=())
     attached_message: bytes | None = None  # raw bytes carried as a message/rfc822 part (a forward)
     reply_to: str | None = None  # where the recipients' replies should go, when not to us
+    message_id: str | None = None  # a signed reply token (notices to referents); else a random id
+    attachments: tuple[OutgoingAttachment, ...] = ()
+    automatic: bool = True  # False for a person's words relayed (no Auto-Submitted header)
+    hop: int = 0  # times the cause of this email already passed through us (mail between our offices)
 
 
 def enqueue_email(
@@ -40,13 +45,15 @@ def enqueue_email(
     request: EmailRequest,
     *,
     now: datetime,
+    tokens: ReplyTokens | None = None,
 ) -> Outbox:
+    """`tokens` signs the hop header, by which our own mail coming back is recognised."""
     mailbox = config.mailbox(request.mailbox_id)
     rendered = renderer.render(request.template, request.context)
     subject = rendered.subject
     if request.ticket_id and f"[{request.ticket_id}]" not in subject:
         subject = f"[{request.ticket_id}] {subject}"
-    message_id = new_message_id(config.instance.message_id_domain, request.ticket_id or "")
+    message_id = request.message_id or new_message_id(config.instance.message_id_domain, request.ticket_id or "")
     raw = compose_email(
         message_id=message_id,
         sender=mailbox.address,
@@ -63,6 +70,9 @@ def enqueue_email(
         ticket_id=request.ticket_id,
         attached_message=request.attached_message,
         reply_to=request.reply_to,
+        automatic=request.automatic,
+        hop_stamp=tokens.stamp(message_id, request.hop + 1) if tokens is not None else None,
+        attachments=request.attachments,
     )
     row = Outbox(
         message_id=message_id,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 
+from daemon.clock import utcnow
 from daemon.config import Config
-from daemon.core.tickets import add_event
+from daemon.core.tickets import TicketWriter
 from daemon.intake.oauth2 import token_provider
 from daemon.ops.logmask import mask
 from daemon.outbound.smtp import SendResult, SmtpConnection
@@ -80,17 +81,13 @@ class _Due(NamedTuple):
     raw: bytes
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class OutboxSender:
     def __init__(
         self,
         session_factory: SessionFactory,
         config: Config,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         connect: Callable[[str], SmtpConnection] | None = None,
         engine: Engine | None = None,
     ) -> None:
@@ -307,8 +304,7 @@ class OutboxSender:
                 Alert(at=now, kind="invio_fallito", mailbox=row.mailbox, ticket_id=row.ticket_id, note=note[:2000])
             )
             if row.ticket_id:
-                add_event(
-                    session,
+                TicketWriter(session).event(
                     row.ticket_id,
                     "email_non_recapitata",
                     actor="sistema",

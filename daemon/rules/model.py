@@ -75,6 +75,11 @@ class Ruleset:
     roles: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     mailboxes: Mapping[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def queues(self) -> frozenset[str]:
+        """The work queues the rules file names (those without placeholders)."""
+        return frozenset(r.queue for r in self.rules if r.queue and "{" not in r.queue)
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -1,25 +1,20 @@
 """The SLA clock: working-day terms, reminders, escalation ladders and daily digests by templated email.
 
-`install_hooks(service)` is called by every Service: it builds the runtime (calendars from the
-`calendar:` section of config.yaml, policies from routing_rules/sla.yaml, the template renderer),
-files it under the service's database engine, and registers the ticket hooks once per process.
-The hooks are module-level functions: they find the runtime through the session they are given,
-so several services (and tests) in one process each get their own configuration, and a session on
-an engine without a runtime (a bare Pipeline in a test) is left alone.
+The composition root (daemon.service) builds one `SlaRuntime` (calendars from the `calendar:` section
+of config.yaml, policies from routing_rules/sla.yaml, the template renderer) and registers its clock
+as a listener on the ticket service; the sweep and the digest receive the same runtime.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-
+from daemon.config import Config, Mailbox, Office
+from daemon.conversation.tokens import ReplyTokens
+from daemon.outbound.templates import TemplateRenderer
+from daemon.rules.model import Ruleset
 from daemon.sla.policies import POLICIES_FILE, PolicyError, PolicySet, PolicyStore
 from daemon.sla.recipients import RecipientResolver
 from daemon.workcalendar import CalendarSettings, WorkingCalendar, calendars_from_config
@@ -28,9 +23,7 @@ __all__ = [
     "PolicyError",
     "SlaRuntime",
     "build_runtime",
-    "install_hooks",
-    "runtime_for",
-    "runtime_for_engine",
+    "warn_unknown_policies",
 ]
 
 log = logging.getLogger("sportello.sla")
@@ -40,15 +33,16 @@ log = logging.getLogger("sportello.sla")
 class SlaRuntime:
     """Everything the hooks, the sweep and the digest need, for one configuration."""
 
-    config: Any
+    config: Config
     settings: CalendarSettings
     calendars: dict[str, WorkingCalendar]
     store: PolicyStore
-    renderer: Any  # daemon.outbound.templates.TemplateRenderer
+    renderer: TemplateRenderer
     recipients: RecipientResolver
+    tokens: ReplyTokens | None = None  # signs the hop header of the steps' emails
     _fallback: WorkingCalendar = field(init=False)
-    mailboxes: dict[str, Any] = field(init=False)
-    offices: dict[str, Any] = field(init=False)
+    mailboxes: dict[str, Mailbox] = field(init=False)
+    offices: dict[str, Office] = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -64,7 +58,9 @@ class SlaRuntime:
         return self.calendars.get(office or "", self._fallback)
 
 
-def build_runtime(config: Any, rules_dir: Path | str, renderer: Any) -> SlaRuntime | None:
+def build_runtime(
+    config: Config, rules_dir: Path | str, renderer: TemplateRenderer, tokens: ReplyTokens | None = None
+) -> SlaRuntime | None:
     """Raise PolicyError (with `.problems`) if sla.yaml is invalid (the calendar section of config.yaml
     was checked when the configuration was loaded);
     None (SLA clock off) if there is no sla.yaml at all."""
@@ -74,52 +70,16 @@ def build_runtime(config: Any, rules_dir: Path | str, renderer: Any) -> SlaRunti
     settings = config.calendar
     calendars = calendars_from_config(config)
     store = PolicyStore(rules_dir, config, known_templates=renderer.names())
-    return SlaRuntime(config, settings, calendars, store, renderer, RecipientResolver(config))
+    return SlaRuntime(config, settings, calendars, store, renderer, RecipientResolver(config), tokens)
 
 
-_RUNTIMES: weakref.WeakKeyDictionary[Engine, SlaRuntime] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-def runtime_for_engine(engine: Engine) -> SlaRuntime | None:
-    return _RUNTIMES.get(engine)
-
-
-def runtime_for(session: Session) -> SlaRuntime | None:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
-    return _RUNTIMES.get(engine) if engine is not None else None
-
-
-def install_hooks(service: Any) -> SlaRuntime | None:
-    """Build this service's runtime and register the ticket hooks (once per process)."""
-    from daemon.core import pipeline, tickets
-    from daemon.sla import hooks
-
-    rules_dir = getattr(service, "rules_dir", None) or Path(service.config.base_dir) / "routing_rules"
-    runtime = build_runtime(service.config, rules_dir, service.renderer)
-    with _LOCK:
-        if runtime is None:
-            _RUNTIMES.pop(service.engine, None)
-        else:
-            _RUNTIMES[service.engine] = runtime
-        if hooks.on_ticket_opened not in pipeline.opened_hooks:
-            pipeline.opened_hooks.append(hooks.on_ticket_opened)
-        if hooks.on_state_changed not in tickets.state_hooks:
-            tickets.state_hooks.append(hooks.on_state_changed)
-    if runtime is not None:
-        _warn_unknown_policies(service, runtime)
-    return runtime
-
-
-def _warn_unknown_policies(service: Any, runtime: SlaRuntime) -> None:
-    rules = getattr(getattr(service, "rules", None), "current", None)
-    for rule in getattr(rules, "rules", ()):
-        policy = getattr(rule, "sla", None)
-        if policy and policy not in runtime.policies:
+def warn_unknown_policies(runtime: SlaRuntime, rules: Ruleset) -> None:
+    """A rule naming a policy sla.yaml does not define gets the default one: say so at start."""
+    for rule in rules.rules:
+        if rule.sla and rule.sla not in runtime.policies:
             log.warning(
                 "la regola %s indica la politica SLA %s che non esiste in sla.yaml: si applica %s",
                 rule.id,
-                policy,
+                rule.sla,
                 runtime.policies.default,
             )

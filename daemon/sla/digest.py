@@ -21,7 +21,7 @@ from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.sla import SlaRuntime
 from daemon.sla.clock import working_days_late
 from storage.db import SessionFactory
-from storage.models import Ticket
+from storage.models import OPEN_STATES, Ticket
 from storage.models_sla import SlaDigest
 
 __all__ = ["DIGEST_ROLE", "DIGEST_TEMPLATE", "send_digests"]
@@ -31,7 +31,6 @@ log = logging.getLogger("sportello.sla")
 DIGEST_ROLE = "referente"
 DIGEST_TEMPLATE = "sla_riepilogo"
 DIGEST_LIMIT = 300  # tickets listed in one email; the count says how many there are in all
-OPEN_STATES = ("aperta", "in_carico", "in_attesa")
 
 
 def send_digests(runtime: SlaRuntime, session_factory: SessionFactory, now: datetime, *, catch_up: bool = False) -> int:
@@ -120,6 +119,7 @@ def _one(session: Session, runtime: SlaRuntime, person: Any, today: Any, now: da
             runtime.renderer,
             EmailRequest(mailbox_id=box.id, to=(person.address,), template=DIGEST_TEMPLATE, context=context),
             now=now,
+            tokens=runtime.tokens,
         )
     session.add(SlaDigest(person=person.id, day=today, sent_at=now, tickets=total, outbox=outbox))
     return 1 if outbox is not None else 0

@@ -1,35 +1,33 @@
 """The clock follows the ticket: started when a ticket opens, paused while it waits for the requester
-(the waiting policy runs meanwhile), resumed with the term moved, stopped when the ticket closes,
-restarted when a closed ticket is reopened.
+(the waiting policy runs meanwhile), resumed with the term moved, stopped when the office answers or
+the ticket closes, restarted when a closed ticket is reopened.
 
-These run inside the caller's transaction. The pipeline calls them during a batch with a single
-flush at the end: nothing here flushes, and new rows are tied to the ticket object, not its id.
+`SlaClockListener` is registered on the ticket service by the composition root and runs inside the
+transaction of the change. Nothing here flushes: new rows are tied to the ticket object, not its id.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.core.tickets import add_event
+from daemon.core.tickets import TicketWriter
 from daemon.outbound.templates import data_it
-from daemon.sla import SlaRuntime, runtime_for
+from daemon.sla import SlaRuntime
 from daemon.sla.clock import due_for, next_pending, plan, resume_due, step_time
 from daemon.sla.policies import Policy
-from storage.models import Ticket
+from storage.models import Ticket, TicketState
 from storage.models_sla import SlaClock
 
 __all__ = [
     "RESPONSE",
     "WAIT",
+    "SlaClockListener",
     "clocks_of",
     "ensure_clock",
-    "on_state_changed",
-    "on_ticket_opened",
     "start_clock",
 ]
 
@@ -40,59 +38,67 @@ WAIT = "attesa"
 ACTOR = "sla"
 
 
-def on_ticket_opened(session: Session, ticket: Ticket, analysis: Any, now: datetime) -> None:
-    runtime = runtime_for(session)
-    if runtime is None:
-        return
-    policy = _ticket_policy(runtime, ticket)
-    if not ticket.sla_policy:
-        ticket.sla_policy = policy.id  # the default policy, named on the ticket
-    clock = SlaClock(ticket=ticket, track=RESPONSE, cycle=1, paused_days=0)
-    session.add(clock)
-    start_clock(runtime, clock, ticket, policy, ticket.received_at, now)
+class SlaClockListener:
+    """The ticket service's listener that keeps each ticket's clocks."""
 
+    def __init__(self, runtime: SlaRuntime) -> None:
+        self.runtime = runtime
 
-def on_state_changed(session: Session, ticket: Ticket, old: str, new: str, at: datetime) -> None:
-    runtime = runtime_for(session)
-    if runtime is None:
-        return
-    clocks = clocks_of(session, ticket)
-    main = clocks.get(RESPONSE)
-    wait = clocks.get(WAIT)
-    if new == "chiusa":
-        for clock in (main, wait):
-            if clock is not None:
-                stop_clock(runtime, clock, ticket, at, "chiusa")
-        return
-    if main is None:
-        main = ensure_clock(session, runtime, ticket, at)
-    elif old == "chiusa":
-        # A closed ticket reopened (the requester wrote again): a new term from now.
-        main.cycle += 1
-        start_clock(runtime, main, ticket, _ticket_policy(runtime, ticket), at, at)
-        add_event(session, ticket.id, "sla_riavvio", actor=ACTOR, at=at, note=_due_note(runtime, ticket, main))
-    policy = runtime.policies.for_ticket(main.policy)
-    if new == "in_attesa" and old != "in_attesa":
-        if policy.pausa_in_attesa and main.stopped_at is None and main.paused_at is None:
-            main.paused_at = at
-            main.next_at = None
-            main.updated_at = at
-            add_event(
-                session, ticket.id, "sla_pausa", actor=ACTOR, at=at, note="conteggio sospeso: in attesa del richiedente"
-            )
-        waiting = runtime.policies.get(policy.in_attesa)
-        if waiting is not None:
-            if wait is None:
-                wait = SlaClock(ticket=ticket, track=WAIT, cycle=1, paused_days=0)
-                session.add(wait)
-            else:
-                wait.cycle += 1
-            start_clock(runtime, wait, ticket, waiting, at, at)
-    elif old == "in_attesa" and new != "in_attesa":
-        if wait is not None and wait.stopped_at is None:
-            stop_clock(runtime, wait, ticket, at, "fine_attesa")
-        if main.paused_at is not None:
-            resume_clock(session, runtime, main, ticket, at)
+    def ticket_opened(self, w: TicketWriter, ticket: Ticket, now: datetime) -> None:
+        runtime = self.runtime
+        policy = _ticket_policy(runtime, ticket)
+        if not ticket.sla_policy:
+            ticket.sla_policy = policy.id  # the default policy, named on the ticket
+        clock = SlaClock(ticket=ticket, track=RESPONSE, cycle=1, paused_days=0)
+        w.session.add(clock)
+        start_clock(runtime, clock, ticket, policy, ticket.received_at, now)
+
+    def ticket_answered(self, w: TicketWriter, ticket: Ticket, at: datetime) -> None:
+        """The office answered: the office-late ladder stops (the waiting ladder is the state's business)."""
+        main = clocks_of(w.session, ticket).get(RESPONSE)
+        if main is not None and main.stopped_at is None:
+            stop_clock(self.runtime, main, ticket, at, "risposta")
+            w.event(ticket.id, "sla_risposta", actor=ACTOR, at=at, note="risposta data: conteggio del termine concluso")
+
+    def state_changed(self, w: TicketWriter, ticket: Ticket, old: TicketState, new: TicketState, at: datetime) -> None:
+        runtime = self.runtime
+        session = w.session
+        clocks = clocks_of(session, ticket)
+        main = clocks.get(RESPONSE)
+        wait = clocks.get(WAIT)
+        if new == "chiusa":
+            for clock in (main, wait):
+                if clock is not None and clock.stopped_at is None:
+                    stop_clock(runtime, clock, ticket, at, "chiusa")
+            return
+        if main is None:
+            main = ensure_clock(session, runtime, ticket, at)
+        elif old == "chiusa":
+            # A closed ticket reopened (the requester wrote again): a new term from now.
+            main.cycle += 1
+            ticket.answered_at = None
+            start_clock(runtime, main, ticket, _ticket_policy(runtime, ticket), at, at)
+            w.event(ticket.id, "sla_riavvio", actor=ACTOR, at=at, note=_due_note(runtime, ticket, main))
+        policy = runtime.policies.for_ticket(main.policy)
+        if new == "in_attesa" and old != "in_attesa":
+            if policy.pausa_in_attesa and main.stopped_at is None and main.paused_at is None:
+                main.paused_at = at
+                main.next_at = None
+                main.updated_at = at
+                w.event(ticket.id, "sla_pausa", actor=ACTOR, at=at, note="conteggio sospeso: in attesa del richiedente")
+            waiting = runtime.policies.get(policy.in_attesa)
+            if waiting is not None:
+                if wait is None:
+                    wait = SlaClock(ticket=ticket, track=WAIT, cycle=1, paused_days=0)
+                    session.add(wait)
+                else:
+                    wait.cycle += 1
+                start_clock(runtime, wait, ticket, waiting, at, at)
+        elif old == "in_attesa" and new != "in_attesa":
+            if wait is not None and wait.stopped_at is None:
+                stop_clock(runtime, wait, ticket, at, "fine_attesa")
+            if main.paused_at is not None:
+                resume_clock(w, runtime, main, ticket, at)
 
 
 # -- clock operations -------------------------------------------------------------------------
@@ -131,7 +137,7 @@ def stop_clock(runtime: SlaRuntime, clock: SlaClock, ticket: Ticket, at: datetim
     clock.updated_at = at
 
 
-def resume_clock(session: Session, runtime: SlaRuntime, clock: SlaClock, ticket: Ticket, at: datetime) -> None:
+def resume_clock(w: TicketWriter, runtime: SlaRuntime, clock: SlaClock, ticket: Ticket, at: datetime) -> None:
     """End a pause: the term moves by the working days it lasted, and so does the next step."""
     assert clock.paused_at is not None
     cal = runtime.calendar(ticket.office)
@@ -144,8 +150,7 @@ def resume_clock(session: Session, runtime: SlaRuntime, clock: SlaClock, ticket:
     policy = runtime.policies.for_ticket(clock.policy)
     step = policy.step(clock.next_step or "")
     clock.next_at = step_time(cal, step, clock.started_at, clock.due_at, clock.paused_days) if step else None
-    add_event(
-        session,
+    w.event(
         ticket.id,
         "sla_ripresa",
         actor=ACTOR,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from daemon.conversation.speaker import REQUESTER_ROLES
 from daemon.yamlfiles.hotreload import Reloading
 from daemon.yamlfiles.source import (
     YamlDocument,
@@ -50,7 +51,7 @@ ANCHOR_DUE = "scadenza"
 ANCHOR_START = "avvio"
 TICKET_STATES = ("aperta", "in_carico", "in_attesa", "chiusa")
 MAILBOX_LEVELS = ("provinciale", "regionale", "nazionale")
-CONDITION_KEYS = ("livello_casella", "casella", "coda", "stato", "ufficio")
+CONDITION_KEYS = ("livello_casella", "casella", "coda", "stato", "ufficio", "ruolo_richiedente")
 _ID = r"^[a-z0-9][a-z0-9_]*$"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -105,6 +106,8 @@ class Step(_Strict):
             values = (value,) if isinstance(value, str) else value
             if key == "stato" and any(v not in TICKET_STATES for v in values):
                 raise ValueError(f"stato sconosciuto in se.stato (ammessi: {', '.join(TICKET_STATES)})")
+            if key == "ruolo_richiedente" and any(v not in REQUESTER_ROLES for v in values):
+                raise ValueError(f"ruolo sconosciuto in se.ruolo_richiedente (ammessi: {', '.join(REQUESTER_ROLES)})")
             if key == "livello_casella" and any(v not in MAILBOX_LEVELS for v in values):
                 raise ValueError(f"livello sconosciuto in se.livello_casella (ammessi: {', '.join(MAILBOX_LEVELS)})")
         return self

@@ -73,6 +73,7 @@ def sla_report(
             Ticket.due_at,
             Ticket.closed_at,
             Ticket.close_outcome,
+            Ticket.answered_at,
             SlaClock.started_at,
             SlaClock.paused_days,
         )
@@ -97,29 +98,30 @@ def sla_report(
 
 
 def _count(runtime: SlaRuntime, figures: QueueFigures, total: QueueFigures, row: Any, now: datetime) -> None:
+    """The office's answer is its first reply relayed to the requester (or, without one, the closing)."""
     targets: Iterable[QueueFigures] = (figures, total)
     for f in targets:
         f.received += 1
-    if row.state != "chiusa":
-        late = row.due_at is not None and row.due_at < now and row.state != "in_attesa"
+    closed = row.state == "chiusa"
+    answer_at = row.answered_at
+    if answer_at is None and closed and row.close_outcome != NO_ANSWER:
+        answer_at = row.closed_at
+    if not closed:
+        late = answer_at is None and row.due_at is not None and row.due_at < now and row.state != "in_attesa"
         for f in targets:
             f.open += 1
             f.overdue += int(late)
-        return
-    if row.close_outcome == NO_ANSWER:
+    elif answer_at is None:
         for f in targets:
             f.closed_no_answer += 1
         return
-    in_time = row.due_at is None or (row.closed_at is not None and row.closed_at <= row.due_at)
-    days = None
-    if row.closed_at is not None:
-        cal = runtime.calendar(row.office)
-        start = row.started_at or row.received_at
-        days = max(
-            0, cal.count_working_days(cal.receipt_day(start), cal.local_date(row.closed_at)) - (row.paused_days or 0)
-        )
+    if answer_at is None:
+        return
+    in_time = row.due_at is None or answer_at <= row.due_at
+    cal = runtime.calendar(row.office)
+    start = row.started_at or row.received_at
+    days = max(0, cal.count_working_days(cal.receipt_day(start), cal.local_date(answer_at)) - (row.paused_days or 0))
     for f in targets:
         f.answered += 1
         f.answered_in_time += int(in_time)
-        if days is not None:
-            f._days.append(days)
+        f._days.append(days)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from daemon.sla import SlaRuntime, install_hooks, runtime_for_engine
+from daemon.clock import utcnow
+from daemon.core.tickets import TicketService
+from daemon.sla import SlaRuntime
 from daemon.sla.digest import send_digests
 from daemon.sla.hooks import ensure_clock
 from daemon.sla.sweep import SlaSweeper, SweepStats
@@ -30,10 +31,6 @@ from storage.models import Ticket
 __all__ = ["SlaJobs", "ensure_clocks", "start_scheduler"]
 
 log = logging.getLogger("sportello.sla")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def ensure_clocks(runtime: SlaRuntime, session_factory: SessionFactory, now: datetime, chunk: int = 500) -> int:
@@ -63,15 +60,16 @@ class SlaJobs:
         self,
         runtime: SlaRuntime,
         session_factory: SessionFactory,
+        tickets: TicketService,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.session_factory = session_factory
         self.clock = clock
         self.on_outbox = on_outbox
-        self.sweeper = SlaSweeper(runtime, session_factory, clock=clock, on_outbox=on_outbox)
+        self.sweeper = SlaSweeper(runtime, session_factory, tickets, clock=clock, on_outbox=on_outbox)
         self._started = False
         self._lock = threading.Lock()
 
@@ -106,18 +104,9 @@ class SlaJobs:
         return sent
 
 
-def start_scheduler(service: Any) -> BackgroundScheduler | None:
-    """Start the SLA jobs for a Service; the caller calls `.shutdown()` on the result at stop.
-    None when the SLA clock is off (no sla.yaml)."""
-    runtime = runtime_for_engine(service.engine) or install_hooks(service)
-    if runtime is None:
-        return None
-    jobs = SlaJobs(
-        runtime,
-        service.session_factory,
-        clock=service.clock,
-        on_outbox=getattr(service, "_wake_sender", None),
-    )
+def start_scheduler(jobs: SlaJobs) -> BackgroundScheduler:
+    """Start the SLA jobs; the caller calls `.shutdown()` on the result at stop."""
+    runtime = jobs.runtime
     settings = runtime.settings
     tz = runtime.calendar(None).tz
     scheduler = BackgroundScheduler(

@@ -15,13 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from daemon.core.tickets import change_state
+from daemon.clock import utcnow
+from daemon.conversation.speaker import requester_role
+from daemon.core.tickets import TicketService, TicketWriter
 from daemon.ops.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.sla import SlaRuntime
@@ -38,10 +40,6 @@ log = logging.getLogger("sportello.sla")
 
 RETRY_AFTER = timedelta(hours=1)  # a clock whose step fails is retried after this
 _MAX_SWITCHES = 8  # policy hand-overs followed in one go (a guard against cycles)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -74,12 +72,14 @@ class SlaSweeper:
         self,
         runtime: SlaRuntime,
         session_factory: SessionFactory,
+        tickets: TicketService,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_outbox: Callable[[], None] | None = None,
         batch: int | None = None,
     ) -> None:
         self.runtime = runtime
+        self.tickets = tickets
         self.session_factory = session_factory
         self.clock = clock
         self.on_outbox = on_outbox
@@ -233,6 +233,7 @@ class SlaSweeper:
             "coda": ticket.queue,
             "stato": ticket.state,
             "ufficio": ticket.office,
+            "ruolo_richiedente": requester_role(config, ticket.requester, ticket.tags or ()),
         }
         stats.steps += 1
         event: dict[str, Any] = {
@@ -274,6 +275,7 @@ class SlaSweeper:
                         references=(origin,) if to_requester and origin else (),
                     ),
                     now=now,
+                    tokens=runtime.tokens,
                 )
                 data.outboxes.append({c: getattr(outbox, c) for c in _OUTBOX_COLUMNS})
                 data.messages.append(
@@ -334,7 +336,15 @@ class SlaSweeper:
             if step.esito:
                 ticket.close_outcome = step.esito
             _write_pending(session, data)  # the step's event before the state change's
-            change_state(session, ticket, step.stato, actor=ACTOR, at=now, note=step.descrizione or step.id)
+            self.tickets.change_state(
+                TicketWriter(session),
+                ticket,
+                step.stato,
+                actor=ACTOR,
+                at=now,
+                note=step.descrizione or step.id,
+                outcome=step.esito,
+            )
         return True
 
 

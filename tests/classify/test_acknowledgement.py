@@ -23,7 +23,7 @@ def test_ticket_keeps_the_codes_and_the_ack_flags_an_invalid_one(shipped_config:
     assert outcome.outcome == "opened"
     with service.session_factory() as s:
         ticket = s.get(Ticket, outcome.ticket_id)
-        ack = s.execute(select(Outbox)).scalar_one()
+        ack = s.execute(select(Outbox).where(Outbox.template == "conferma_ricezione")).scalar_one()
         assert ticket is not None
         assert ticket.codici_fiscali == ["RSSMRA85T10A562S"]
         assert ticket.classification is not None and ticket.classification["gestione"] == "lavoratori_domestici"

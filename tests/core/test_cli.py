@@ -65,10 +65,12 @@ def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
     assert detail["messages"][0]["direction"] == "in"
     code, output = _cli(workdir, "outbox", "list", "--json")
     rows = json.loads(output)
-    assert [r["template"] for r in rows] == ["conferma_ricezione"]
-    for key in ("to", "cc", "subject", "template", "status", "attempts"):
-        assert key in rows[0]
-    assert f"[{ticket['id']}]" in rows[0]["subject"]
+    # The requester's acknowledgement and the notice to the person who works the ticket.
+    assert sorted(r["template"] for r in rows) == ["conferma_ricezione", "notifica_referente"]
+    for row in rows:
+        for key in ("to", "cc", "subject", "template", "status", "attempts", "reply_to", "in_reply_to", "references"):
+            assert key in row
+        assert f"[{ticket['id']}]" in row["subject"]
 
 
 def test_malformed_eml_is_quarantined_with_exit_3_and_no_traceback(workdir: Path) -> None:

@@ -13,17 +13,28 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.config import Config, Mailbox
+from daemon.conversation.tokens import ReplyTokens
 from daemon.core.analysis import Analysis, Lookups, SystemDecision
+from daemon.core.outcomes import Outcomes
 from daemon.core.pipeline import InboundItem, Pipeline
 from daemon.mail.autoreply import automatic_reason
 from daemon.mail.message import UnparseableMessage, parse_message
 from daemon.outbound.templates import TemplateRenderer
+from daemon.service import build_outcomes
 from storage.archive import RawArchive
 from storage.db import init_db, make_engine, make_session_factory
 from storage.models import Alert, InboundMessage, Outbox, Ticket, TicketEvent, TicketMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def recording(config: Config, archive: RawArchive) -> Outcomes:
+    """The outcome actions as the service builds them, without the SLA clock."""
+    tokens = ReplyTokens(b"test-secret", config.instance.message_id_domain)
+    # One email per ticket (the acknowledgement): the notices to referents have their own tests.
+    quiet = config.model_copy(update={"conversation": config.conversation.model_copy(update={"notify_workers": False})})
+    return build_outcomes(quiet, archive, TemplateRenderer(ROOT / "templates"), tokens, None)
 
 
 def minimal_analyser(config: Config):
@@ -47,12 +58,13 @@ def pipeline(shipped_config: Config, tmp_path: Path):
     engine = make_engine(shipped_config.database_url)
     init_db(engine)
     factory = make_session_factory(engine)
+    archive = RawArchive(tmp_path / "archive")
     p = Pipeline(
         shipped_config,
         factory,
-        RawArchive(tmp_path / "archive"),
-        TemplateRenderer(ROOT / "templates"),
+        archive,
         minimal_analyser(shipped_config),
+        recording(shipped_config, archive),
         clock=lambda: NOW,
     )
     yield p
@@ -134,12 +146,13 @@ def test_batch_records_each_message_even_when_one_breaks_the_analyser(shipped_co
             raise RuntimeError("bug")
         return base(raw, mailbox, lookups)
 
+    archive = RawArchive(tmp_path / "a")
     p = Pipeline(
         shipped_config,
         make_session_factory(engine),
-        RawArchive(tmp_path / "a"),
-        TemplateRenderer(ROOT / "templates"),
+        archive,
         flaky,
+        recording(shipped_config, archive),
         clock=lambda: NOW,
     )
     outcomes = p.process_batch(

@@ -38,7 +38,8 @@ def sink(tmp_path: Path) -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def setup(shipped_config: Config, sink: SmtpSink, tmp_path: Path) -> tuple[Service, OutboxSender, Clock, Config]:
-    cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[])
+    # One email per ticket (the acknowledgement): the notices to referents have their own tests.
+    cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[], notices=False)
     outbound = cfg.outbound.model_copy(update={"retry_min_seconds": 60, "retry_max_seconds": 600, "max_attempts": 4})
     cfg = cfg.model_copy(update={"outbound": outbound})
     clock = Clock()

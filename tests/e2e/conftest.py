@@ -21,6 +21,15 @@ class Stack:
 
 @pytest.fixture
 def stack(shipped_config: Config, dovecot: object, tmp_path: Path) -> Iterator[Stack]:
+    yield from _stack(shipped_config, dovecot, tmp_path, notices=False)  # one acknowledgement per ticket
+
+
+@pytest.fixture
+def conversation_stack(shipped_config: Config, dovecot: object, tmp_path: Path) -> Iterator[Stack]:
+    yield from _stack(shipped_config, dovecot, tmp_path, notices=True)
+
+
+def _stack(shipped_config: Config, dovecot: object, tmp_path: Path, *, notices: bool) -> Iterator[Stack]:
     from daemon.demo.smtp_sink import SmtpSink
 
     sink = SmtpSink("127.0.0.1", 0, spool_dir=tmp_path / "sink")
@@ -32,6 +41,7 @@ def stack(shipped_config: Config, dovecot: object, tmp_path: Path) -> Iterator[S
             imap_port=dovecot.port,  # type: ignore[attr-defined]
             smtp_port=sink.port,
             mailboxes=["fe-credito", "fe-pec"],
+            notices=notices,
         )
         yield Stack(cfg, dovecot, sink)
     finally:

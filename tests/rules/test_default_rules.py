@@ -113,7 +113,8 @@ class Desk:
 def desk(shipped_config: Config, sink: SmtpSink, tmp_path: Path) -> Iterator[Desk]:
     workdir = tmp_path / "data"
     workdir.mkdir()
-    cfg = stack_config(shipped_config, workdir, imap_port=1, smtp_port=sink.port, mailboxes=[])
+    # The replies of the rules only: the notices to referents have their own tests (tests/conversation).
+    cfg = stack_config(shipped_config, workdir, imap_port=1, smtp_port=sink.port, mailboxes=[], notices=False)
     service = Service(cfg, clock=lambda: NOW)
     try:
         yield Desk(service, cfg, sink)
@@ -650,7 +651,11 @@ covers(*(o.rule for o in OPENINGS))
 
 @pytest.mark.parametrize("case", OPENINGS, ids=[o.id for o in OPENINGS])
 def test_opening_rule_opens_ticket_and_acknowledges(desk: Desk, case: Opening) -> None:
-    outcome, original = desk.receive(case.mailbox, case.subject, case.body, sender=case.sender)
+    # Offices and the Ordine are allowed senders: their word counts only with our server's verdict.
+    domain = case.sender.rsplit("@", 1)[1]
+    auth = {"Authentication-Results": f"mx.inps.example; dkim=pass header.d={domain}"}
+    headers = auth if case.sender != CITIZEN else None
+    outcome, original = desk.receive(case.mailbox, case.subject, case.body, sender=case.sender, headers=headers)
     assert (outcome.outcome, outcome.reason, outcome.rule_id) == ("opened", None, case.rule)
     assert outcome.ticket_id is not None
     ticket = desk.ticket(outcome.ticket_id)

@@ -7,43 +7,28 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from daemon.core.tickets import NewTicket, open_ticket
+from daemon.core.tickets import NewTicket, TicketWriter
 from daemon.sla.digest import send_digests
-from daemon.sla.hooks import on_ticket_opened
 from storage.models_sla import SlaClock, SlaDigest, SlaStepRun
-from tests.sla.conftest import SlaBench, mail, rome
-
-CITIZEN = "mario.rossi@posta.example"
-ANNA = "anna.bianchi@inps.example"  # referente, unità credito (FE)
-LUCIA = "lucia.neri@inps.example"  # responsabile dell'unità (FE)
-PAOLO = "paolo.gialli@inps.example"  # responsabile dell'Agenzia flussi contributivi (FE)
-GIULIA = "giulia.russo@inps.example"  # direttore provinciale (FE)
-DR = "direzione.emiliaromagna@inps.example"  # direzione regionale (ER)
-ORDINE = "info@odcec-fe.example"
-CODER = "presidenza@coder-er.example"
-SARA = "sara.conti@inps.example"  # referente regionale lavoro occasionale (ER)
-LUCA = "luca.ferri@inps.example"  # referente nazionale lavoro occasionale (DG)
-NAZIONALE = "lavoro.occasionale@inps.example"
-
-
-def credito_ticket(sla: SlaBench, received: dt.datetime, n: int = 1) -> str:
-    address = sla.config.mailbox("fe-credito").address
-    raw = mail(
-        address,
-        CITIZEN,
-        f"Artigiani - richiesta informazioni avviso bonario n. {n}/2026",
-        name="Mario Rossi",
-        message_id=f"credito{n}",
-    )
-    outcome = sla.ingest(raw, "fe-credito", received)
-    assert outcome.outcome == "opened" and outcome.rule_id == "unita_credito"
-    assert outcome.ticket_id is not None
-    return outcome.ticket_id
-
-
-def only(mails: list, template: str):  # type: ignore[no-untyped-def]
-    assert [m.template for m in mails] == [template], [(m.template, m.to) for m in mails]
-    return mails[0]
+from tests.support.bench import (
+    ANNA,
+    CITIZEN,
+    CODER,
+    DR,
+    GIULIA,
+    LUCA,
+    LUCIA,
+    NAZIONALE,
+    ORDINE,
+    PAOLO,
+    SARA,
+    SlaBench,
+    credito_ticket,
+    mail,
+    normativa_ticket,
+    only,
+    rome,
+)
 
 
 def assert_analytic_data(m, ticket_id: str, received_text: str, sender: str, subject: str, message_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +106,7 @@ def test_waiting_for_the_requester_pauses_the_clock_and_moves_the_due_date(sla: 
     outcome = sla.ingest(reply, "fe-credito", rome(2026, 11, 23, 9, 30))
     assert outcome.outcome == "appended" and outcome.ticket_id == tid
     ticket = sla.ticket(tid)
-    assert ticket.state == "aperta"
+    assert ticket.state == "in_carico"  # the requester answered: back to the office, clock resumed
     assert ticket.due_at.astimezone(rome(2026, 1, 1).tzinfo).date() == dt.date(2026, 12, 3)  # 30 Nov + 3
     assert [e.kind for e in sla.events(tid) if e.kind.startswith("sla_")] == ["sla_pausa", "sla_ripresa"]
     assert "giovedì 3 dicembre 2026" in sla.events(tid, "sla_ripresa")[0].note
@@ -171,21 +156,6 @@ def test_attesa_requester_reminds_then_reports_to_the_ordine_and_closes(sla: Sla
         clocks = list(s.execute(select(SlaClock).where(SlaClock.ticket_id == tid)).scalars())
         assert {c.track for c in clocks} == {"risposta", "attesa"}
         assert all(c.next_at is None and c.stopped_at is not None for c in clocks)
-
-
-def normativa_ticket(sla: SlaBench, received: dt.datetime, n: int = 1) -> str:
-    raw = mail(
-        sla.config.mailbox("fe-direzione").address,
-        ORDINE,
-        f"Quesito normativo n. {n}: gestione separata, aliquota per i professionisti",
-        "Si chiede il parere della Direzione sull'aliquota applicabile.",
-        name="Ordine dei Dottori Commercialisti di Ferrara",
-        message_id=f"quesito{n}",
-    )
-    outcome = sla.ingest(raw, "fe-direzione", received)
-    assert outcome.outcome == "opened" and outcome.rule_id == "quesito_normativo_ordine"
-    assert outcome.ticket_id is not None
-    return outcome.ticket_id
 
 
 def test_normativa_ordine_goes_to_the_regional_directorate_after_seven_days(sla: SlaBench) -> None:
@@ -277,8 +247,8 @@ def open_directly(sla: SlaBench, mailbox_id: str, policy: str, received: dt.date
     people = {p.id for p in sla.config.people if box.office in p.offices and "referente" in p.roles}
     sla.set_time(received)
     with sla.service.session_factory() as s, s.begin():
-        ticket = open_ticket(
-            s,
+        ticket = sla.service.tickets.open(
+            TicketWriter(s),
             NewTicket(
                 office=box.office,
                 mailbox=box.id,
@@ -291,7 +261,6 @@ def open_directly(sla: SlaBench, mailbox_id: str, policy: str, received: dt.date
             ),
             now=received,
         )
-        on_ticket_opened(s, ticket, None, received)
         return ticket.id
 
 
@@ -312,14 +281,15 @@ def test_closed_ticket_stops_the_ladder_and_reopening_starts_a_new_term(sla: Sla
     tid = credito_ticket(sla, rome(2026, 11, 16, 10))
     sla.deliver()
     sla.set_state(tid, "chiusa", rome(2026, 11, 20, 12))
-    assert sla.step(rome(2026, 12, 31, 9)) == []
-    # The requester writes again on Monday 11 January 2027: the ticket reopens with a new term.
+    assert sla.step(rome(2026, 12, 1, 9)) == []
+    # The requester writes again on Wednesday 2 December, within the reopen window of 10 working days:
+    # the ticket reopens with a new term (10 working days, 8 December is a holiday: Thursday 17).
     reply = mail(sla.config.mailbox("fe-credito").address, CITIZEN, f"Re: [{tid}] altra domanda", message_id="r2")
-    assert sla.ingest(reply, "fe-credito", rome(2027, 1, 11, 10)).outcome == "appended"
+    assert sla.ingest(reply, "fe-credito", rome(2026, 12, 2, 10)).outcome == "appended"
     ticket = sla.ticket(tid)
     assert ticket.state == "aperta"
-    assert ticket.due_at.astimezone(rome(2026, 1, 1).tzinfo).date() == dt.date(2027, 1, 25)
-    only(sla.step(rome(2027, 1, 22, 8)), "sla_promemoria")
+    assert ticket.due_at.astimezone(rome(2026, 1, 1).tzinfo).date() == dt.date(2026, 12, 17)
+    only(sla.step(rome(2026, 12, 16, 8)), "sla_promemoria")
 
 
 def test_daily_digest_to_each_referent_once_per_working_day(sla: SlaBench) -> None:

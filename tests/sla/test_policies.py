@@ -14,7 +14,7 @@ from daemon.outbound.templates import TemplateRenderer
 from daemon.sla.clock import due_for, plan
 from daemon.sla.policies import PolicyError, PolicyStore, load_policies
 from daemon.workcalendar import calendars_from_config
-from tests.sla.conftest import rome
+from tests.support.bench import rome
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = TemplateRenderer(ROOT / "templates").names()

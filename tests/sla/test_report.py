@@ -9,8 +9,7 @@ from typer.testing import CliRunner
 from daemon.cli.main import app
 from daemon.sla.report import sla_report
 from storage.models import Ticket
-from tests.sla.conftest import SlaBench, rome
-from tests.sla.test_ladders import credito_ticket, normativa_ticket
+from tests.support.bench import SlaBench, credito_ticket, normativa_ticket, rome
 from tests.support.stack import write_config
 
 

@@ -7,31 +7,31 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from daemon.core import pipeline, tickets
 from daemon.service import Service
-from daemon.sla import hooks, runtime_for_engine
+from daemon.sla.hooks import SlaClockListener
 from storage.models import Outbox, Ticket
 from storage.models_sla import SlaClock, SlaStepRun
-from tests.sla.conftest import SlaBench, rome
-from tests.sla.test_ladders import ANNA, DR, LUCIA, ORDINE, credito_ticket
+from tests.support.bench import ANNA, DR, LUCIA, ORDINE, SlaBench, credito_ticket, rome
 from tests.support.stack import running_service, wait_until
 
 
-def test_hooks_are_registered_once_and_follow_each_service(sla: SlaBench, shipped_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_each_service_has_its_own_clock_listener_and_configuration(sla: SlaBench, shipped_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     other_cfg = shipped_config.model_copy(
         update={"calendar": shipped_config.calendar.model_copy(update={"cutoff_hour": 9})}
     )
     other = Service(other_cfg, clock=lambda: rome(2026, 11, 16, 10))
     try:
-        assert pipeline.opened_hooks.count(hooks.on_ticket_opened) == 1
-        assert tickets.state_hooks.count(hooks.on_state_changed) == 1
+        # One clock listener per ticket service, on its own runtime: nothing shared between services.
+        mine = [lst for lst in sla.service.tickets.listeners if isinstance(lst, SlaClockListener)]
+        theirs = [lst for lst in other.tickets.listeners if isinstance(lst, SlaClockListener)]
+        assert len(mine) == len(theirs) == 1 and mine[0].runtime is not theirs[0].runtime
         # Each service's tickets follow its own configuration: 10:00 is after the other's cut-off.
         tid = credito_ticket(sla, rome(2026, 11, 16, 10))
         assert sla.ticket(tid).due_at.astimezone(rome(2026, 1, 1).tzinfo).date() == dt.date(2026, 11, 30)
-        runtime = runtime_for_engine(other.engine)
+        runtime = other.sla
         assert runtime is not None and runtime.settings.cutoff_hour == 9
         from daemon.core.pipeline import InboundItem
-        from tests.sla.conftest import mail
+        from tests.support.bench import mail
 
         raw = mail(other_cfg.mailbox("fe-credito").address, "x@posta.example", "Artigiani - avviso bonario 9/2026")
         out = other.ingest([InboundItem(raw=raw, mailbox_id="fe-credito", received_at=rome(2026, 11, 16, 10))])[0]
@@ -64,7 +64,7 @@ def test_tickets_without_a_clock_get_one_at_start(sla: SlaBench) -> None:
     with sla.service.session_factory() as s, s.begin():  # as if opened before the SLA component
         s.execute(SlaClock.__table__.delete())
         s.get(Ticket, tid).due_at = None  # type: ignore[union-attr]
-    jobs = SlaJobs(sla.runtime, sla.service.session_factory, clock=lambda: rome(2026, 11, 20, 9))
+    jobs = SlaJobs(sla.runtime, sla.service.session_factory, sla.service.tickets, clock=lambda: rome(2026, 11, 20, 9))
     jobs.sweep()
     assert sla.ticket(tid).due_at == rome(2026, 11, 30, 23, 59).replace(second=59)
     with sla.service.session_factory() as s:
@@ -90,8 +90,7 @@ def test_ladder_on_postgresql(sla_pg: SlaBench) -> None:
 def test_without_sla_yaml_the_clock_is_off_and_nothing_breaks(shipped_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from daemon.sla.scheduler import start_scheduler
-    from tests.sla.conftest import mail
+    from tests.support.bench import mail
     from tests.support.stack import ROOT, stack_config
 
     project = tmp_path / "project"
@@ -103,8 +102,8 @@ def test_without_sla_yaml_the_clock_is_off_and_nothing_breaks(shipped_config, tm
     cfg = cfg.model_copy(update={"base_dir": str(project)})
     service = Service(cfg, clock=lambda: rome(2026, 11, 16, 10))
     try:
-        assert runtime_for_engine(service.engine) is None
-        assert start_scheduler(service) is None
+        assert service.sla is None and service.sla_jobs() is None
+        assert not service.tickets.listeners
         raw = mail(cfg.mailbox("fe-credito").address, "x@posta.example", "Artigiani - avviso bonario 3/2026")
         from daemon.core.pipeline import InboundItem
 

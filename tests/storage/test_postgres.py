@@ -19,7 +19,7 @@ def test_pipeline_and_sender_run_on_postgresql(shipped_config: Config, pg_schema
     sink = SmtpSink("127.0.0.1", 0)
     sink.start()
     try:
-        cfg = stack_config(shipped_config, tmp_path, imap_port=1, smtp_port=sink.port, mailboxes=[])
+        cfg = stack_config(shipped_config, tmp_path, imap_port=1, smtp_port=sink.port, mailboxes=[], notices=False)
         cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": pg_schema_url})})
         service = Service(cfg)
         address = cfg.mailbox("fe-credito").address

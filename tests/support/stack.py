@@ -34,11 +34,13 @@ def stack_config(
     smtp_port: int,
     mailboxes: Iterable[str] | None = None,
     poll_seconds: float = 1.0,
+    notices: bool = True,
 ) -> Config:
     """The shipped config on `workdir` (SQLite + archive), IMAP and SMTP on the given loopback ports.
 
     Only the mailboxes named in `mailboxes` keep an IMAP worker; the others stay configured (rules
-    refer to them) but are not polled.
+    refer to them) but are not polled. `notices=False` leaves out the notices to referents, for tests
+    that count the emails of the intake mechanics (acknowledgements) one per ticket.
     """
     cfg = demo_config(base, workdir, imap_port, smtp_port)
     keep = set(mailboxes) if mailboxes is not None else None
@@ -51,8 +53,11 @@ def stack_config(
         else:
             boxes.append(m.model_copy(update={"imap": m.imap.model_copy(update={"poll_seconds": poll_seconds})}))
     outbound = cfg.outbound.model_copy(update={"retry_min_seconds": 0.5, "retry_max_seconds": 2.0, "poll_seconds": 0.5})
+    conversation = cfg.conversation.model_copy(update={"notify_workers": notices})
     # No admins' digest: the end-to-end tests count the mail each scenario sends (tests/alerts has the digest).
-    return cfg.model_copy(update={"mailboxes": tuple(boxes), "outbound": outbound, "admins": ()})
+    return cfg.model_copy(
+        update={"mailboxes": tuple(boxes), "outbound": outbound, "admins": (), "conversation": conversation}
+    )
 
 
 def write_config(cfg: Config, directory: Path) -> Path:
