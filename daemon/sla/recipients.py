@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.config import Config, Person
+    from storage.models import Ticket
 
 __all__ = ["Recipients", "RecipientResolver"]
 
@@ -23,7 +27,7 @@ class Recipients:
 
 
 class RecipientResolver:
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self._people = {p.id: p for p in config.people}
         self._mailboxes = {m.id: m.address for m in config.mailboxes}
@@ -42,21 +46,21 @@ class RecipientResolver:
         return tuple(p.address for p in people)
 
     @lru_cache(maxsize=256)  # noqa: B019
-    def people_with_role(self, role: str, office: str) -> tuple[Any, ...]:
+    def people_with_role(self, role: str, office: str) -> tuple[Person, ...]:
         """The people of that office (only) with that role."""
         return tuple(p for p in self.config.people if role in p.roles and office in p.offices)
 
-    def person(self, person_id: str | None) -> Any:
+    def person(self, person_id: str | None) -> Person | None:
         return self._people.get(person_id or "")
 
-    def assignee(self, ticket: Any) -> tuple[str, ...]:
+    def assignee(self, ticket: Ticket) -> tuple[str, ...]:
         """The assignee's address; without one, the office's referents."""
         person = self._people.get(ticket.assignee or "")
         if person is not None:
             return (person.address,)
         return self.role("referente", ticket.office)
 
-    def one(self, spec: str, ticket: Any) -> tuple[str, ...]:
+    def one(self, spec: str, ticket: Ticket) -> tuple[str, ...]:
         if spec == "assegnatario":
             return self.assignee(ticket)
         if spec == "richiedente":
@@ -71,14 +75,14 @@ class RecipientResolver:
         person = self._people.get(spec)
         return (person.address,) if person is not None else ()
 
-    def many(self, specs: Iterable[str], ticket: Any) -> tuple[str, ...]:
+    def many(self, specs: Iterable[str], ticket: Ticket) -> tuple[str, ...]:
         out: dict[str, None] = {}
         for spec in specs:
             for address in self.one(spec, ticket):
                 out.setdefault(address, None)
         return tuple(out)
 
-    def resolve(self, to: Iterable[str], cc: Iterable[str], ticket: Any) -> Recipients:
+    def resolve(self, to: Iterable[str], cc: Iterable[str], ticket: Ticket) -> Recipients:
         main = self.many(to, ticket)
         seen = {a.lower() for a in main}
         copies = tuple(a for a in self.many(cc, ticket) if a.lower() not in seen)

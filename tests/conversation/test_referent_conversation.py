@@ -472,3 +472,65 @@ def test_tickets_show_prints_the_conversation_in_order(bench: SlaBench, tmp_path
         from storage.models import Outbox
 
         assert raw == s.get(Outbox, relay["id"]).raw  # type: ignore[union-attr]
+
+
+def test_forged_ordine_on_the_direzione_mailbox_is_suspicious_not_a_quesito(bench: SlaBench) -> None:
+    quesito = mail(
+        "direzione.ferrara@inps.example",
+        "info@odcec-fe.example",
+        "Quesito normativo - gestione separata, aliquote 2026",
+        "Si chiede un parere.",
+        message_id="forged-ordine",
+    )
+    out = bench.ingest(quesito, "fe-direzione", rome(2026, 11, 16, 10))
+    assert (out.outcome, out.reason) == ("quarantined", "mittente_sospetto")
+    assert bench.deliver() == []  # no acknowledgement, no rejection to the forged address
+    # The same message as our receiving server delivers it, authenticated: a quesito of the Ordine.
+    genuine = authenticated(
+        mail(
+            "direzione.ferrara@inps.example",
+            "info@odcec-fe.example",
+            "Quesito normativo - gestione separata, aliquote 2026",
+            "Si chiede un parere.",
+            message_id="genuine-ordine",
+        ),
+        "odcec-fe.example",
+    )
+    out = bench.ingest(genuine, "fe-direzione", rome(2026, 11, 16, 11))
+    assert (out.outcome, out.rule_id) == ("opened", "quesito_normativo_ordine")
+
+
+def test_a_citizens_escalation_never_copies_the_ordine(bench: SlaBench) -> None:
+    credito_ticket(bench, rome(2026, 11, 16, 10))
+    bench.deliver()
+    steps = bench.step(rome(2026, 12, 11, 9))
+    escalation = [m for m in steps if m.template == "sla_escalation_regionale"]
+    assert len(escalation) == 1
+    assert escalation[0].rcpt == {DR}  # the citizen's data stays inside the administration
+
+
+def test_a_professionals_escalation_copies_the_ordine(bench: SlaBench) -> None:
+    from daemon.core.tickets import NewTicket, TicketWriter
+
+    received = rome(2026, 11, 16, 10)
+    bench.set_time(received)
+    with bench.service.session_factory() as s, s.begin():
+        ticket = bench.service.tickets.open(
+            TicketWriter(s),
+            NewTicket(
+                office="FE",
+                mailbox="fe-credito",
+                requester="studio.bianchi@commercialisti.example",
+                requester_name="Studio Bianchi",
+                subject="Artigiani - avviso bonario per un assistito",
+                received_at=received,
+                queue="credito",
+                assignee="referente.credito",
+                tags=("professionista",),
+            ),
+            now=received,
+        )
+        tid = ticket.id
+    steps = bench.step(rome(2026, 12, 11, 9))
+    escalation = [m for m in steps if m.template == "sla_escalation_regionale" and m.ticket_id == tid]
+    assert len(escalation) == 1 and escalation[0].rcpt == {DR, "info@odcec-fe.example"}
