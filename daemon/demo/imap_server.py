@@ -27,7 +27,7 @@ class DemoImap:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="demo-imap", daemon=True)
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("il server IMAP dimostrativo non è partito")
