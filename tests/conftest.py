@@ -9,23 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-
-
-def _pec_samples() -> Path:
-    """The shared PEC samples: beside the checkout (../shared), or where SPORTELLO_SHARED_DIR says, or the
-    workplace's copy. They are external test data, never copied into the project."""
-    candidates = [Path(os.environ["SPORTELLO_SHARED_DIR"])] if os.environ.get("SPORTELLO_SHARED_DIR") else []
-    candidates += [SHARED, Path("/work/shared")]
-    for base in candidates:
-        if (base / "pec-samples").is_dir():
-            return base / "pec-samples"
-    return SHARED / "pec-samples"
-
-
-PEC_SAMPLES = _pec_samples()
+from tests.support.paths import PEC_SAMPLES, ROOT, SHARED  # noqa: F401  (re-exported for fixtures)
 
 pytest_plugins = ["tests.servers.dovecot"]
 

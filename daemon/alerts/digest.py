@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select, update
 
+from daemon.clock import utcnow
 from daemon.config import Config, Mailbox
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.outbound.templates import TemplateRenderer
@@ -42,9 +43,6 @@ def digest_due(
     return not set(pending_kinds) <= set(recently_told)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 class AlertDigest:
     def __init__(
@@ -53,7 +51,7 @@ class AlertDigest:
         session_factory: SessionFactory,
         renderer: TemplateRenderer,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.config = config

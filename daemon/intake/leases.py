@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from daemon.clock import utcnow
 from storage.models_leases import InstanceBeat, MailboxLease
 
 __all__ = ["LeaseKeeper", "LeaseView", "MailboxLeases", "instance_holder", "lease_views"]
@@ -65,9 +66,6 @@ _BEATS = select(_B.c.holder, _B.c.seen_at)
 _FORGET = delete(_B).where(_B.c.holder.in_(bindparam("holders", expanding=True)))
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def instance_holder(name: str) -> str:
     """This process's identity in the lease table: instance name, host, pid."""
@@ -92,7 +90,7 @@ def _dead_predecessor(holder: str, me: str) -> bool:
 class MailboxLeases:
     """The lease rows of this instance and its heartbeat, in short transactions of their own."""
 
-    def __init__(self, engine: Engine, holder: str, ttl: float, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, holder: str, ttl: float, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.holder = holder
         self.ttl = timedelta(seconds=ttl)

@@ -20,7 +20,7 @@ from daemon.config import Config, load_config
 from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, Outbox
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 runner = CliRunner()

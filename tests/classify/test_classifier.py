@@ -6,7 +6,7 @@ import pytest
 
 from daemon.classify import Classification, Vocabularies, classify, find_codes, load_vocabularies
 from tests.classify.corpus import RULES
-from tests.classify.test_vocabulary import message
+from tests.support.messages import message
 
 
 @pytest.fixture(scope="module")

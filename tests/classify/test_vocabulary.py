@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.classify import Classification, VocabularyError, classify, load_vocabularies
 from daemon.classify.vocabulary import FILES
-from daemon.mail.message import ParsedMessage
 from tests.classify.corpus import RULES
+from tests.support.messages import message
 
 
 @pytest.fixture
@@ -41,27 +40,6 @@ def append(path: Path, addition: str) -> int:
         text += "\n"
     path.write_text(text + addition, encoding="utf-8")
     return text.count("\n") + 1
-
-
-def message(subject: str, body: str = "") -> ParsedMessage:
-    return ParsedMessage(
-        message_id="m@example.org",
-        subject=subject,
-        sender="utente@example.org",
-        sender_name="",
-        reply_to=None,
-        to=("sede@example.org",),
-        cc=(),
-        date=datetime(2026, 3, 16),
-        in_reply_to=(),
-        references=(),
-        text_body=body,
-        html_body=None,
-        attachments=(),
-        headers={},
-        raw_size=len(subject) + len(body),
-        content_type="text/plain",
-    )
 
 
 def run(rules_dir: Path, subject: str, body: str = "") -> Classification:

@@ -12,8 +12,8 @@ from daemon.core.pipeline import InboundItem
 from daemon.mail.fingerprint import content_fingerprint
 from daemon.service import Service
 from storage.models import OUTCOMES, InboundMessage
-from tests.conftest import PEC_SAMPLES
 from tests.support.fuzzmail import MUTATIONS, mutate, seed_messages
+from tests.support.paths import PEC_SAMPLES
 
 SEEDS = seed_messages(PEC_SAMPLES)
 MAILBOXES = ("fe-credito", "fe-anagrafica", "fe-pec", "er-lavoro-occasionale")

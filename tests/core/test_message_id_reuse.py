@@ -7,10 +7,7 @@ from sqlalchemy import select
 from daemon.core.pipeline import InboundItem, Pipeline
 from daemon.mail.fingerprint import content_fingerprint
 from storage.models import Alert, InboundMessage, TicketEvent
-from tests.core import test_pipeline_mechanics as mechanics
-from tests.core.test_pipeline_mechanics import count, mail
-
-pipeline = mechanics.pipeline  # the same fixture: the minimal analyser on SQLite
+from tests.support.pipeline import count, mail
 
 RELAYED = b"Received: from mx2.example.org by mx.inps.example; Fri, 20 Nov 2026 10:00:05 +0100\r\n"
 

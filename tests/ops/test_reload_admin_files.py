@@ -15,7 +15,7 @@ from daemon.core.pipeline import InboundItem
 from daemon.ops.reloader import ALERT_KIND
 from daemon.service import Service
 from storage.models import Alert, InboundMessage, Outbox
-from tests.rules.test_reload import rewrite
+from tests.support.files import rewrite
 from tests.support.stack import citizen_mail
 
 ROOT = Path(__file__).resolve().parents[2]

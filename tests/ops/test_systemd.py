@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
-from tests.conftest import ROOT
-from tests.rules.test_reload import rewrite
+from tests.support.files import rewrite
+from tests.support.paths import ROOT
 from tests.support.stack import stack_config, write_config
 
 UNIT = ROOT / "deploy" / "sportello.service"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from daemon.pec import PecTrust
-from tests.conftest import ROOT
 from tests.pec.factory import Pki, default_pki
+from tests.support.paths import ROOT
 
 SHIPPED_BUNDLE = ROOT / "certs" / "pec-ca-bundle.pem"
 

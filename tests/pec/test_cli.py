@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from daemon.cli.main import app
-from tests.conftest import PEC_SAMPLES, ROOT
 from tests.pec.factory import Pki, anomaly, envelope, make_signer, original_message, receipt
+from tests.support.paths import PEC_SAMPLES, ROOT
 
 SHIPPED_CONFIG = ROOT / "config.yaml"
 GENUINE_SAMPLE = "oca_7.0_pec_messages_message1_posta-certificata.eml"

@@ -9,7 +9,7 @@ from daemon.config import Config
 from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, InboundMessage, Ticket
-from tests.conftest import PEC_SAMPLES
+from tests.support.paths import PEC_SAMPLES
 
 FORGED = PEC_SAMPLES / "oca_b59241d_fatturapa_pec_Normal_email_edited_envelope.eml"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemon.pec import PecAnalysis, PecTrust, analyse_pec
-from tests.conftest import PEC_SAMPLES
+from tests.support.paths import PEC_SAMPLES
 
 if not PEC_SAMPLES.is_dir():  # external data (../shared): skipped, with the reason, where it is absent
     pytest.skip(

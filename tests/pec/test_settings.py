@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 
 from daemon.config import Config
 from daemon.pec.settings import PecSettingsError, load_pec_trust
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def _with(config: Config, pec: dict) -> Config:

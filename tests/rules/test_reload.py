@@ -8,7 +8,6 @@ os.utime so that a rewrite within the file system's time granularity is still no
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -26,6 +25,7 @@ from daemon.rules import RoutingFacts, RuleStore, evaluate
 from daemon.service import Service
 from storage.models import InboundMessage, Ticket
 from tests.rules.facts import make_facts
+from tests.support.files import rewrite
 from tests.support.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,14 +41,6 @@ def project(tmp_path: Path) -> Path:
 
 def rules_file(project: Path) -> Path:
     return project / "routing_rules" / "rules.yaml"
-
-
-def rewrite(path: Path, text: str) -> None:
-    """Write `text` and move the mtime forward, as an editor saving a second later would."""
-    before = path.stat().st_mtime_ns
-    path.write_text(text, encoding="utf-8")
-    bumped = max(path.stat().st_mtime_ns, before) + 1_000_000_000
-    os.utime(path, ns=(bumped, bumped))
 
 
 def break_rules(path: Path) -> int:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from daemon.config import Config, ConfigError, load_config
 from daemon.workcalendar import WorkingCalendar, calendars_from_config
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 ROME = ZoneInfo("Europe/Rome")
 D = dt.date

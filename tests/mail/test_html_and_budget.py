@@ -11,10 +11,7 @@ from daemon.core.pipeline import Pipeline
 from daemon.mail.html_text import html_to_text
 from daemon.mail.message import parse_message
 from storage.models import Alert, Outbox
-from tests.core import test_pipeline_mechanics as mechanics
-from tests.core.test_pipeline_mechanics import mail
-
-pipeline = mechanics.pipeline
+from tests.support.pipeline import mail
 
 
 def test_a_lone_less_than_sign_is_text_not_the_start_of_a_tag() -> None:

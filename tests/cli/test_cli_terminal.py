@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from daemon.cli.main import app
 from daemon.cli.tables import Column, fitted_table
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail
 
 runner = CliRunner()

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from daemon.cli.main import app
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail
 
 runner = CliRunner()

@@ -19,7 +19,7 @@ from daemon.cli.main import app
 from daemon.config import Config, LmtpConfig
 from daemon.demo.smtp_sink import SmtpSink
 from storage.models import InboundMessage
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail, running_service, stack_config, wait_until
 from tests.support.tcp_proxy import TcpProxy
 
