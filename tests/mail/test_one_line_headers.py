@@ -9,9 +9,6 @@ from sqlalchemy import select
 from daemon.core.pipeline import Pipeline
 from daemon.mail.message import parse_message
 from storage.models import Outbox
-from tests.core import test_pipeline_mechanics as mechanics
-
-pipeline = mechanics.pipeline  # the minimal analyser on SQLite, which acknowledges with the real template
 
 FORGED = (
     b'From: "=?utf-8?q?Mario_Rossi=0D=0ABcc=3A_spia=40evil=2Eexample?=" <mario.rossi@example.org>\r\n'
