@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from daemon.core.tickets import NewTicket, TicketWriter
 from daemon.sla.digest import send_digests
+from storage.models import Ticket
 from storage.models_sla import SlaClock, SlaDigest, SlaStepRun
 from tests.support.bench import (
     ANNA,
@@ -73,7 +74,8 @@ def test_risposta_10gg_reminder_sollecito_and_regional_escalation(sla: SlaBench)
     # Seven working days after the term (8 December is a holiday): Friday 11 December at 08:00.
     assert sla.step(rome(2026, 12, 10, 17)) == []
     escalation = only(sla.step(rome(2026, 12, 11, 8)), "sla_escalation_regionale")
-    assert escalation.to == [DR] and escalation.cc == [ORDINE] and escalation.rcpt == {DR, ORDINE}
+    # A citizen's ticket: the Ordine is not copied (its copy is for the Ordine's and professionals' tickets).
+    assert escalation.to == [DR] and escalation.cc == [] and escalation.rcpt == {DR}
     assert_analytic_data(
         escalation, tid, "lunedì 16 novembre 2026 alle 10:00", CITIZEN, "avviso bonario n. 1/2026", "credito1"
     )
@@ -84,7 +86,7 @@ def test_risposta_10gg_reminder_sollecito_and_regional_escalation(sla: SlaBench)
     # The ladder is over; each step is an event with its outbox message.
     assert sla.step(rome(2027, 2, 1, 9)) == []
     events = sla.events(tid, "sla_passo")
-    assert [e.data["passo"] for e in events] == ["promemoria", "sollecito", "escalation_regionale"]
+    assert [e.data["passo"] for e in events] == ["promemoria", "sollecito", "escalation_regionale_interna"]
     assert [e.data["message_id"] for e in events] == [
         m.headers["Message-ID"].strip("<>") for m in (reminder, sollecito, escalation)
     ]
@@ -127,6 +129,10 @@ def test_waiting_for_the_requester_pauses_the_clock_and_moves_the_due_date(sla: 
 
 def test_attesa_requester_reminds_then_reports_to_the_ordine_and_closes(sla: SlaBench) -> None:
     tid = credito_ticket(sla, rome(2026, 11, 2, 10))
+    with sla.service.session_factory() as s, s.begin():
+        ticket = s.get(Ticket, tid)
+        assert ticket is not None
+        ticket.tags = ["professionista"]  # as a rule tags a professional's mail: the Ordine's ladder applies
     sla.deliver()
     # Tuesday 3 November 2026: waiting for the requester. The office's clock stops.
     sla.set_state(tid, "in_attesa", rome(2026, 11, 3, 10))
@@ -273,7 +279,14 @@ def test_a_daemon_down_for_weeks_catches_up_every_step_once_in_order(sla: SlaBen
     assert sla.step(rome(2027, 1, 11, 9, 1)) == []
     assert sla.sweeper.sweep().steps == 0
     with sla.service.session_factory() as s:
-        assert s.execute(select(func.count()).select_from(SlaStepRun)).scalar_one() == 3
+        runs = dict(s.execute(select(SlaStepRun.step, SlaStepRun.result)).all())
+    # The Ordine's variant of the escalation is recorded as skipped for a citizen's ticket.
+    assert runs == {
+        "promemoria": "sent",
+        "sollecito": "sent",
+        "escalation_regionale": "skipped",
+        "escalation_regionale_interna": "sent",
+    }
     assert len(sla.events(tid, "sla_passo")) == 3
 
 

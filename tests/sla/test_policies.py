@@ -47,7 +47,8 @@ def test_the_shipped_ladders_on_the_calendar(shipped_config: Config) -> None:
     assert steps == [
         ("promemoria", "Fri 27/11 08:00"),
         ("sollecito", "Tue 01/12 08:00"),
-        ("escalation_regionale", "Fri 11/12 08:00"),
+        ("escalation_regionale", "Fri 11/12 08:00"),  # the Ordine's and professionals' tickets
+        ("escalation_regionale_interna", "Fri 11/12 08:00"),  # everyone else's: the Ordine not copied
     ]
 
 

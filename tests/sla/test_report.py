@@ -84,4 +84,5 @@ def test_report_command(sla: SlaBench, tmp_path) -> None:  # type: ignore[no-unt
         ("promemoria", "previsto"),
         ("sollecito", "previsto"),
         ("escalation_regionale", "previsto"),
+        ("escalation_regionale_interna", "previsto"),
     ]

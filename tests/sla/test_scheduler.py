@@ -11,7 +11,7 @@ from daemon.service import Service
 from daemon.sla.hooks import SlaClockListener
 from storage.models import Outbox, Ticket
 from storage.models_sla import SlaClock, SlaStepRun
-from tests.support.bench import ANNA, DR, LUCIA, ORDINE, SlaBench, credito_ticket, rome
+from tests.support.bench import ANNA, DR, LUCIA, SlaBench, credito_ticket, rome
 from tests.support.stack import running_service, wait_until
 
 
@@ -78,7 +78,7 @@ def test_ladder_on_postgresql(sla_pg: SlaBench) -> None:
     sla.deliver()
     mails = sla.step(rome(2026, 12, 11, 9))  # three steps caught up at once
     assert [m.template for m in mails] == ["sla_promemoria", "sla_sollecito", "sla_escalation_regionale"]
-    assert mails[2].to == [DR] and mails[2].cc == [ORDINE]
+    assert mails[2].to == [DR] and mails[2].cc == []  # a citizen's ticket: the Ordine is not copied
     assert sla.step(rome(2026, 12, 11, 9, 5)) == []
     # Pause and resume on PostgreSQL too.
     other = credito_ticket(sla, rome(2026, 12, 14, 10), n=2)
