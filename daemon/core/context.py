@@ -56,8 +56,9 @@ class ContextBuilder:
             "casella": mailbox.address if mailbox is not None else "",
             "collegata_a": ticket.linked_to,
             "codici_fiscali": list(ticket.codici_fiscali or ()),
-            "gestione": (ticket.classification or {}).get("gestione"),
-            "argomento": (ticket.classification or {}).get("argomento"),
+            # What a person reads: the vocabulary's labels, the ids only where no label was recorded.
+            "gestione": _label(ticket.classification, "gestione"),
+            "argomento": _label(ticket.classification, "argomento"),
         }
 
     def mailbox(self, mailbox: Mailbox) -> dict[str, Any]:
@@ -103,3 +104,9 @@ class ContextBuilder:
 
     def _mailbox(self, mailbox_id: str) -> Mailbox | None:
         return next((m for m in self.config.mailboxes if m.id == mailbox_id), None)
+
+
+def _label(classification: dict[str, Any] | None, field: str) -> str | None:
+    found = classification or {}
+    value = found.get(f"{field}_etichetta") or found.get(field)
+    return str(value) if value else None

@@ -166,7 +166,9 @@ def test_the_outbox_sender_logs_in_with_xoauth2_and_its_sessions_share_one_token
     sink = SmtpSink("127.0.0.1", 0, xoauth2=lambda user, token: oauth.user_of(token) == user)
     sink.start()
     try:
-        cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[])
+        cfg = stack_config(
+            shipped_config, tmp_path / "data", imap_port=1, smtp_port=sink.port, mailboxes=[], notices=False
+        )
         oauth2 = {"auth": "oauth2", "username": USER, "oauth2": _settings(oauth)}
         cfg = cfg.model_copy(update={"smtp_profiles": tuple(p.model_copy(update=oauth2) for p in cfg.smtp_profiles)})
         service = Service(cfg)
