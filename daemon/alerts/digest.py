@@ -43,7 +43,6 @@ def digest_due(
     return not set(pending_kinds) <= set(recently_told)
 
 
-
 class AlertDigest:
     def __init__(
         self,

@@ -66,7 +66,6 @@ _BEATS = select(_B.c.holder, _B.c.seen_at)
 _FORGET = delete(_B).where(_B.c.holder.in_(bindparam("holders", expanding=True)))
 
 
-
 def instance_holder(name: str) -> str:
     """This process's identity in the lease table: instance name, host, pid."""
     return f"{name}@{socket.gethostname()}:{os.getpid()}"
