@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from daemon.clock import utcnow
 from daemon.conversation.speaker import requester_role
+from daemon.core.context import ContextBuilder
 from daemon.core.tickets import TicketService, TicketWriter
 from daemon.ops.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
@@ -429,26 +430,17 @@ def email_context(
         # Numeric dates in subjects: plain ASCII, cheap to encode in the header.
         return cal.local_date(when).strftime("%d/%m/%Y")
 
+    # The ticket as every template sees it (daemon.core.context), with what the SLA steps add.
+    pratica = ContextBuilder(runtime.config).ticket(ticket, origin_message_id=origin_message_id)
+    pratica.update(
+        ricevuta_breve=short(ticket.received_at),
+        scadenza=due,
+        scadenza_breve=short(due),
+        giorni_ritardo=working_days_late(cal, due, now),
+        casella=box.address,
+    )
     return {
-        "pratica": {
-            "id": ticket.id,
-            "protocollo": ticket.id,
-            "identificativo_pec": ticket.pec_identificativo,
-            "message_id": origin_message_id,
-            "oggetto": ticket.subject,
-            "richiedente": ticket.requester,
-            "nome_richiedente": ticket.requester_name,
-            "ricevuta_il": ticket.received_at,
-            "ricevuta_breve": short(ticket.received_at),
-            "aperta_il": ticket.created_at,
-            "scadenza": due,
-            "scadenza_breve": short(due),
-            "giorni_ritardo": working_days_late(cal, due, now),
-            "stato": ticket.state,
-            "coda": ticket.queue,
-            "priorita": ticket.priority,
-            "casella": box.address,
-        },
+        "pratica": pratica,
         "conteggio": {
             "politica": policy.id,
             "descrizione": policy.descrizione,
@@ -466,7 +458,6 @@ def email_context(
         "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
         "assegnatario": _person(runtime.recipients.person(ticket.assignee)),
         "direttore": _person(directors[0]) if directors else None,
-        "ticket": {"id": ticket.id, "scadenza": due, "coda": ticket.queue},
         "giorni_risposta": main_policy.giorni_risposta,
         "testo_originale": original_text,
         "oggi": now,

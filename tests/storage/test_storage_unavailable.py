@@ -21,7 +21,7 @@ from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.errors import StorageUnavailable
 from storage.models import Alert, InboundMessage
-from tests.imap.test_worker import USER, _run, _worker
+from tests.support.imap_worker import USER, _run, _worker
 from tests.support.stack import citizen_mail, wait_until
 
 TO = "GestioneCredito.Ferrara@inps.example"
