@@ -159,3 +159,11 @@ def test_ticket_numbers_restart_each_year_and_office(pipeline: Pipeline) -> None
     b = pipeline.process(mail(2), "fe-credito", received_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
     c = pipeline.process(mail(3), "er-consulenza", received_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
     assert (a.ticket_id, b.ticket_id, c.ticket_id) == ("FE-2025-000001", "FE-2026-000001", "ER-2026-000001")
+
+
+def test_ticket_numbers_follow_the_offices_local_year(pipeline: Pipeline) -> None:
+    # 00:30 on 1 January 2027 in Rome is still 31 December 2026 in UTC: the protocol year is Rome's.
+    new_year = pipeline.process(mail(1), "fe-credito", received_at=datetime(2026, 12, 31, 23, 30, tzinfo=UTC))
+    # 23:30 on 31 December in Rome (22:30 UTC) is still 2026.
+    old_year = pipeline.process(mail(2), "fe-credito", received_at=datetime(2026, 12, 31, 22, 30, tzinfo=UTC))
+    assert (new_year.ticket_id, old_year.ticket_id) == ("FE-2027-000001", "FE-2026-000001")
