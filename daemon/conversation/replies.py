@@ -26,7 +26,7 @@ from daemon.outbound.compose import OutgoingAttachment
 from daemon.outbound.outbox import EmailRequest
 from daemon.workcalendar import WorkingCalendar
 from storage.archive import RawArchive
-from storage.models import Ticket, TicketMessage, TicketState
+from storage.models import InboundMessage, Ticket, TicketMessage, TicketState
 
 if TYPE_CHECKING:  # the outcomes call in here; their Arrival is only a type for us
     from daemon.core.outcomes import Arrival
@@ -57,6 +57,7 @@ class Plan:
     queue: str | None
     forward_to: str | None  # one of our mailboxes: the ticket goes to another level
     errors: tuple[str, ...]
+    commands: tuple[str, ...] = ()  # the commands' names, as written (for the audit trail)
 
 
 def plan_reply(
@@ -112,7 +113,7 @@ def plan_reply(
             errors.append(f"#inoltra: coda o casella sconosciuta «{wanted}» (code: {known})")
     if not parsed.commands and not text:
         errors.append("la risposta non contiene testo nuovo né comandi")
-    return Plan(text, note, new_state, outcome, assignee, queue, forward_to, tuple(errors))
+    return Plan(text, note, new_state, outcome, assignee, queue, forward_to, tuple(errors), tuple(names))
 
 
 class Conversation:
@@ -195,7 +196,7 @@ class Conversation:
             ctx = self.context.for_ticket(ticket, persona={"id": person.id, "nome": person.name}, errori=plan.errors)
             self._to_person(w, ticket, person, ERROR_TEMPLATE, ctx, now, in_reply_to=msg.message_id)
             return True
-        commands = ", ".join(f"#{c}" for c in _names(body))
+        commands = ", ".join(f"#{c}" for c in plan.commands)
         w.event(
             ticket.id,
             "risposta_referente",
@@ -357,8 +358,6 @@ class Conversation:
         ).scalar_one_or_none()
 
     def _first_incoming(self, session: Session, ticket_id: str) -> bytes | None:
-        from storage.models import InboundMessage
-
         ref = session.execute(
             select(InboundMessage.archive_ref)
             .where(InboundMessage.ticket_id == ticket_id)
@@ -366,10 +365,6 @@ class Conversation:
             .limit(1)
         ).scalar_one_or_none()
         return self.archive.load(ref) if ref else None
-
-
-def _names(body: str) -> list[str]:
-    return [c.name for c in parse_commands(body).commands]
 
 
 def _attachments(raw: bytes) -> tuple[OutgoingAttachment, ...]:

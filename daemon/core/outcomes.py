@@ -46,6 +46,11 @@ PEC_FAILURE_RECEIPTS = frozenset(
     {"non-accettazione", "errore-consegna", "preavviso-errore-consegna", "rilevazione-virus"}
 )
 ACK_WINDOW = timedelta(days=1)  # automatic replies per requester are counted over this window
+# What a requester's message does to their ticket: back to the office after waiting, reopened after closing.
+REQUESTER_MOVES = {
+    TicketState.IN_ATTESA: (TicketState.IN_CARICO, "risposta del richiedente"),
+    TicketState.CHIUSA: (TicketState.APERTA, "riaperta dal richiedente"),
+}
 BODY_LIMIT = 200_000  # characters of body text kept on the ticket; the archive has the rest
 
 
@@ -236,24 +241,9 @@ class Outcomes:
         ticket.updated_at = a.now
         mailed = False
         if from_requester:
-            if ticket.state == TicketState.IN_ATTESA:
-                self.tickets.change_state(
-                    a.w,
-                    ticket,
-                    TicketState.IN_CARICO,
-                    actor=a.analysis.requester,
-                    at=a.now,
-                    note="risposta del richiedente",
-                )
-            elif ticket.state == TicketState.CHIUSA:
-                self.tickets.change_state(
-                    a.w,
-                    ticket,
-                    TicketState.APERTA,
-                    actor=a.analysis.requester,
-                    at=a.now,
-                    note="riaperta dal richiedente",
-                )
+            move = REQUESTER_MOVES.get(TicketState(ticket.state))
+            if move is not None:
+                self.tickets.change_state(a.w, ticket, move[0], actor=a.analysis.requester, at=a.now, note=move[1])
             mailed = self.conversation.notify_workers(a, ticket, first=False)
         for template in d.templates:
             self._send(a, template, ticket)

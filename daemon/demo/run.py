@@ -102,11 +102,7 @@ def run_demo(config: Config, workdir: Path, *, timeout: float, console: Console)
         runner.start()
         done = False
         while time.monotonic() - started < timeout:
-            with service.session_factory() as s:
-                inbound = s.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
-                pending = s.execute(
-                    select(func.count()).select_from(Outbox).where(Outbox.status == "pending")
-                ).scalar_one()
+            inbound, pending = _counts(service)
             if inbound >= len(samples) and pending == 0:
                 done = True
                 break
@@ -158,9 +154,9 @@ def _referent_answers(
         raw = referent_reply(
             notice.raw, sender=DEMO_REFERENT, name="Anna Bianchi", to=box.address, text=text, when=datetime.now(UTC)
         )
-        before = _count(service, InboundMessage)
+        before = _counts(service)[0]
         imap.append(box.imap.username, raw)
-        while time.monotonic() < deadline and (_count(service, InboundMessage) <= before or _pending(service)):
+        while time.monotonic() < deadline and ((counts := _counts(service))[0] <= before or counts[1]):
             time.sleep(0.3)
         with service.session_factory() as s:
             last = s.execute(select(InboundMessage).order_by(InboundMessage.id.desc()).limit(1)).scalar_one()
@@ -179,14 +175,12 @@ def _referent_answers(
     return True
 
 
-def _count(service: Service, model: type[InboundMessage]) -> int:
+def _counts(service: Service) -> tuple[int, int]:
+    """Messages recorded and emails still to send."""
     with service.session_factory() as s:
-        return int(s.execute(select(func.count()).select_from(model)).scalar_one())
-
-
-def _pending(service: Service) -> bool:
-    with service.session_factory() as s:
-        return bool(s.execute(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")).scalar_one())
+        recorded = s.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
+        pending = s.execute(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")).scalar_one()
+    return int(recorded), int(pending)
 
 
 def _show(service: object, sink: object, console: Console, elapsed: float) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from daemon.config import Config, Mailbox, Office
 from daemon.conversation.tokens import ReplyTokens
+from daemon.core.context import ContextBuilder
 from daemon.outbound.templates import TemplateRenderer
 from daemon.rules.model import Ruleset
 from daemon.sla.policies import POLICIES_FILE, PolicyError, PolicySet, PolicyStore
@@ -43,12 +44,14 @@ class SlaRuntime:
     _fallback: WorkingCalendar = field(init=False)
     mailboxes: dict[str, Mailbox] = field(init=False)
     offices: dict[str, Office] = field(init=False)
+    context: ContextBuilder = field(init=False)  # the ticket as every template sees it
 
     def __post_init__(self) -> None:
         s = self.settings
         self._fallback = WorkingCalendar(timezone=s.timezone, cutoff_hour=s.cutoff_hour, opening_hour=s.opening_hour)
         self.mailboxes = {m.id: m for m in self.config.mailboxes}
         self.offices = {o.id: o for o in self.config.offices}
+        self.context = ContextBuilder(self.config)
 
     @property
     def policies(self) -> PolicySet:

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from daemon.clock import utcnow
 from daemon.conversation.speaker import requester_role
-from daemon.core.context import ContextBuilder
 from daemon.core.tickets import TicketService, TicketWriter
 from daemon.ops.logmask import mask
 from daemon.outbound.outbox import EmailRequest, enqueue_email
@@ -431,7 +430,7 @@ def email_context(
         return cal.local_date(when).strftime("%d/%m/%Y")
 
     # The ticket as every template sees it (daemon.core.context), with what the SLA steps add.
-    pratica = ContextBuilder(runtime.config).ticket(ticket, origin_message_id=origin_message_id)
+    pratica = runtime.context.ticket(ticket, origin_message_id=origin_message_id)
     pratica.update(
         ricevuta_breve=short(ticket.received_at),
         scadenza=due,
