@@ -68,9 +68,7 @@ def build_outcomes(
     tickets = TicketService(config, renderer, tokens)
     if sla is not None:
         tickets.add_listener(SlaClockListener(sla))
-    context = ContextBuilder(
-        config, (lambda p: sla.policies.for_ticket(p).giorni_risposta) if sla is not None else None
-    )
+    context = ContextBuilder(config, (lambda p: sla.policies.for_ticket(p).answer_days) if sla is not None else None)
     conversation = Conversation(
         config,
         tickets,

@@ -190,7 +190,7 @@ def show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
                             "conteggio": clock.track,
                             "politica": policy_id,
                             "passo": p.step.id,
-                            "descrizione": p.step.descrizione,
+                            "descrizione": p.step.description,
                             "stato": status,
                             "quando": when.astimezone(cal.tz).isoformat() if when else None,
                         }

@@ -328,6 +328,20 @@ class TicketService:
             ticket.id, "inoltro_coda", actor=actor, at=at, note=f"{old or '-'} → {queue}", data={"da": old, "a": queue}
         )
 
+    def amend(
+        self, ticket: Ticket, *, at: datetime, priority: str | None = None, queue: str | None = None
+    ) -> dict[str, str]:
+        """Set priority and queue (an SLA step escalating); returns what changed, for the caller's event.
+        Unlike `move_queue` the assignee keeps the ticket: an escalation raises it, nobody hands it over."""
+        changes: dict[str, str] = {}
+        if priority and ticket.priority != priority:
+            ticket.priority = changes["priorita"] = priority
+        if queue and ticket.queue != queue:
+            ticket.queue = changes["coda"] = queue
+        if changes:
+            ticket.updated_at = at
+        return changes
+
     def mark_answered(self, w: TicketWriter, ticket: Ticket, *, actor: str, at: datetime) -> None:
         """The office's first answer: the SLA counts it as answered (listeners stop the office clock)."""
         if ticket.answered_at is not None:
@@ -347,8 +361,10 @@ class TicketService:
         actor: str = "sistema",
         body: str = "",
         note: str | None = None,
+        record_event: bool = True,
     ) -> Outbox:
-        """Put an email in the outbox; about a ticket, also file it on the ticket and note it."""
+        """Put an email in the outbox; about a ticket, also file it on the ticket and note it (unless the
+        caller's own event names it: `record_event=False`)."""
         row = enqueue_email(w.session, self.config, self.renderer, request, now=now, tokens=self.tokens)
         if ticket is not None:
             w.message(
@@ -361,6 +377,8 @@ class TicketService:
                 message_id=row.message_id,
                 outbox=row,
             )
+            if not record_event:
+                return row
             recipients = ", ".join(mask(a) for a in (*request.to, *request.cc))
             w.event(
                 ticket.id,

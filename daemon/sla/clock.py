@@ -30,7 +30,7 @@ class PlannedStep:
 
 def due_for(cal: WorkingCalendar, started_at: datetime, policy: Policy) -> datetime:
     """The end of the term of `policy` for a clock started at `started_at` (UTC)."""
-    return cal.deadline(started_at, policy.giorni_risposta).astimezone(UTC)
+    return cal.deadline(started_at, policy.answer_days).astimezone(UTC)
 
 
 def step_time(
@@ -49,7 +49,7 @@ def plan(
     """Every step of the policy with its time, in the order they fall due."""
     planned = [
         PlannedStep(step, step_time(cal, step, started_at, due_at, paused_days), i)
-        for i, step in enumerate(policy.passi)
+        for i, step in enumerate(policy.steps)
     ]
     return sorted(planned, key=lambda p: (p.at, p.index))
 

@@ -81,12 +81,12 @@ class SlaClockListener:
             w.event(ticket.id, "sla_riavvio", actor=ACTOR, at=at, note=_due_note(runtime, ticket, main))
         policy = runtime.policies.for_ticket(main.policy)
         if new == "in_attesa" and old != "in_attesa":
-            if policy.pausa_in_attesa and main.stopped_at is None and main.paused_at is None:
+            if policy.pause_while_waiting and main.stopped_at is None and main.paused_at is None:
                 main.paused_at = at
                 main.next_at = None
                 main.updated_at = at
                 w.event(ticket.id, "sla_pausa", actor=ACTOR, at=at, note="conteggio sospeso: in attesa del richiedente")
-            waiting = runtime.policies.get(policy.in_attesa)
+            waiting = runtime.policies.get(policy.while_waiting)
             if waiting is not None:
                 if wait is None:
                     wait = SlaClock(ticket=ticket, track=WAIT, cycle=1, paused_days=0)

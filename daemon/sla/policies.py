@@ -17,7 +17,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,15 +40,22 @@ __all__ = [
     "PolicyError",
     "PolicySet",
     "PolicyStore",
+    "START_ON_RECEIPT",
+    "START_ON_WAITING",
     "Step",
     "load_policies",
 ]
+
+if TYPE_CHECKING:
+    from daemon.config import Config
 
 log = logging.getLogger("sportello.sla")
 
 POLICIES_FILE = "sla.yaml"
 ANCHOR_DUE = "scadenza"
 ANCHOR_START = "avvio"
+START_ON_RECEIPT = "ricezione"
+START_ON_WAITING = "attesa"
 TICKET_STATES = ("aperta", "in_carico", "in_attesa", "chiusa")
 MAILBOX_LEVELS = ("provinciale", "regionale", "nazionale")
 CONDITION_KEYS = ("livello_casella", "casella", "coda", "stato", "ufficio", "ruolo_richiedente")
@@ -60,8 +67,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Step(_Strict):
-    """One rung of the ladder. Exactly one of the timing keys says when it is due."""
+class _StepSpec(_Strict):
+    """One rung of the ladder as written in sla.yaml. Exactly one of the timing keys says when it is due."""
 
     id: str = Field(pattern=_ID)
     descrizione: str = ""
@@ -83,7 +90,7 @@ class Step(_Strict):
     politica: str | None = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> Step:
+    def _coherent(self) -> _StepSpec:
         timings = [
             self.prima_della_scadenza is not None,
             self.alla_scadenza is True,
@@ -112,20 +119,51 @@ class Step(_Strict):
                 raise ValueError(f"livello sconosciuto in se.livello_casella (ammessi: {', '.join(MAILBOX_LEVELS)})")
         return self
 
-    @property
-    def anchor(self) -> str:
-        return ANCHOR_START if self.dall_avvio is not None else ANCHOR_DUE
-
-    @property
-    def offset(self) -> int:
-        """Working days from the anchor: negative before the term, 0 at it, positive after it."""
+    def translate(self) -> Step:
         if self.dall_avvio is not None:
-            return self.dall_avvio
-        if self.prima_della_scadenza is not None:
-            return -self.prima_della_scadenza
-        if self.dopo_la_scadenza is not None:
-            return self.dopo_la_scadenza
-        return 0
+            anchor, offset = ANCHOR_START, self.dall_avvio
+        elif self.prima_della_scadenza is not None:
+            anchor, offset = ANCHOR_DUE, -self.prima_della_scadenza
+        elif self.dopo_la_scadenza is not None:
+            anchor, offset = ANCHOR_DUE, self.dopo_la_scadenza
+        else:
+            anchor, offset = ANCHOR_DUE, 0
+        return Step(
+            id=self.id,
+            description=self.descrizione,
+            anchor=anchor,
+            offset=offset,
+            conditions={k: (v,) if isinstance(v, str) else tuple(v) for k, v in self.se.items()},
+            template=self.modello,
+            to=self.a,
+            cc=self.cc,
+            quote_original=self.testo_originale,
+            priority=self.priorita,
+            queue=self.coda,
+            state=self.stato,
+            outcome=self.esito,
+            hand_over_to=self.politica,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder, as the sweep uses it (sla.yaml's Italian keys translated by the loader)."""
+
+    id: str
+    description: str
+    anchor: str  # ANCHOR_DUE or ANCHOR_START
+    offset: int  # working days from the anchor: negative before the term, 0 at it, positive after it
+    conditions: Mapping[str, tuple[str, ...]]  # `se`: every fact must have one of its values
+    template: str | None  # `modello`
+    to: tuple[str, ...]  # `a`: recipient specs (assegnatario, richiedente, ruolo:..., casella:..., ...)
+    cc: tuple[str, ...]
+    quote_original: bool  # `testo_originale`
+    priority: str | None  # `priorita`
+    queue: str | None  # `coda`
+    state: str | None  # `stato`
+    outcome: str | None  # `esito`, with state chiusa
+    hand_over_to: str | None  # `politica`: the policy that takes over once the step has run
 
     def position(self, answer_days: int) -> int:
         """Working days after the receipt day at whose opening the step is due (before any pause).
@@ -137,32 +175,49 @@ class Step(_Strict):
         return answer_days + self.offset + 1
 
     def applies(self, facts: Mapping[str, str | None]) -> bool:
-        for key, value in self.se.items():
-            values = (value,) if isinstance(value, str) else value
-            if (facts.get(key) or "") not in values:
-                return False
-        return True
+        return all((facts.get(key) or "") in values for key, values in self.conditions.items())
 
 
-class Policy(_Strict):
+class _PolicySpec(_Strict):
     descrizione: str = ""
     # ricezione: the clock starts at the receipt of the message; attesa: when the ticket waits for the requester.
     avvio: Literal["ricezione", "attesa"] = "ricezione"
     giorni_risposta: int = Field(ge=1, le=365)
     pausa_in_attesa: bool = True
     in_attesa: str | None = None
-    passi: tuple[Step, ...] = ()
+    passi: tuple[_StepSpec, ...] = ()
 
-    # Filled by the loader.
-    id: str = ""
+    def translate(self, policy_id: str) -> Policy:
+        return Policy(
+            id=policy_id,
+            description=self.descrizione,
+            starts_on=self.avvio,
+            answer_days=self.giorni_risposta,
+            pause_while_waiting=self.pausa_in_attesa,
+            while_waiting=self.in_attesa,
+            steps=tuple(s.translate() for s in self.passi),
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An answer term and its ladder, as the clock and the sweep use it."""
+
+    id: str
+    description: str
+    starts_on: str  # START_ON_RECEIPT or START_ON_WAITING (`avvio`)
+    answer_days: int  # `giorni_risposta`, working days
+    pause_while_waiting: bool  # `pausa_in_attesa`
+    while_waiting: str | None  # `in_attesa`: the policy whose clock runs while the ticket waits
+    steps: tuple[Step, ...]
 
     def step(self, step_id: str) -> Step | None:
-        return next((s for s in self.passi if s.id == step_id), None)
+        return next((s for s in self.steps if s.id == step_id), None)
 
 
 class _PolicyFile(_Strict):
     predefinita: str
-    politiche: dict[str, Policy] = Field(min_length=1)
+    politiche: dict[str, _PolicySpec] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -187,7 +242,7 @@ class PolicyError(YamlProblems):
     """Problems in sla.yaml."""
 
 
-def _recipient_problem(spec: str, config: Any) -> str | None:
+def _recipient_problem(spec: str, config: Config | None) -> str | None:
     if spec in ("assegnatario", "richiedente"):
         return None
     if spec.startswith("ruolo:"):
@@ -211,7 +266,7 @@ def _recipient_problem(spec: str, config: Any) -> str | None:
 
 
 def _cross_check(
-    doc: YamlDocument, parsed: _PolicyFile, config: Any, known_templates: Collection[str] | None
+    doc: YamlDocument, parsed: _PolicyFile, config: Config | None, known_templates: Collection[str] | None
 ) -> list[YamlProblem]:
     problems: list[YamlProblem] = []
     policies = parsed.politiche
@@ -274,7 +329,7 @@ def _cross_check(
 
 def load_policies(
     rules_dir: Path | str,
-    config: Any = None,
+    config: Config | None = None,
     known_templates: Collection[str] | None = None,
     *,
     text: str | None = None,
@@ -294,7 +349,7 @@ def load_policies(
     problems = _cross_check(doc, parsed, config, known_templates)
     if problems:
         raise PolicyError(problems)
-    policies = {pid: p.model_copy(update={"id": pid}) for pid, p in parsed.politiche.items()}
+    policies = {pid: p.translate(pid) for pid, p in parsed.politiche.items()}
     raw = text if text is not None else path.read_text(encoding="utf-8")
     version = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
     return PolicySet(policies=policies, default=parsed.predefinita, version=version, file=str(path))
@@ -309,7 +364,9 @@ class PolicyStore(Reloading[PolicySet, PolicyError]):
     failed = "politiche SLA non caricate, restano in vigore quelle precedenti"
     reloaded = "politiche SLA ricaricate (versione {new})"
 
-    def __init__(self, rules_dir: Path | str, config: Any = None, known_templates: Collection[str] | None = None):
+    def __init__(
+        self, rules_dir: Path | str, config: Config | None = None, known_templates: Collection[str] | None = None
+    ):
         self.rules_dir = Path(rules_dir)
         self.config = config
         self.known_templates = known_templates

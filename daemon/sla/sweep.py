@@ -22,16 +22,17 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from daemon.clock import utcnow
+from daemon.config import Mailbox
 from daemon.conversation.speaker import requester_role
 from daemon.core.tickets import TicketService, TicketWriter
 from daemon.ops.logmask import mask
-from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.outbox import EmailRequest
 from daemon.sla import SlaRuntime
 from daemon.sla.clock import PlannedStep, due_for, plan, working_days_late
 from daemon.sla.hooks import ACTOR, RESPONSE, start_clock
 from daemon.sla.policies import Policy
 from storage.db import SessionFactory
-from storage.models import Alert, Outbox, Ticket, TicketEvent, TicketMessage
+from storage.models import Alert, Outbox, Ticket, TicketMessage
 from storage.models_sla import SlaClock, SlaStepRun
 
 __all__ = ["SlaSweeper", "SweepStats", "email_context", "sender_mailbox"]
@@ -56,15 +57,8 @@ class _BatchData:
     tickets: dict[str, Ticket]
     done: dict[tuple[int, int, str], set[str]]
     origins: dict[str, str] = field(default_factory=dict)
-    # Rows written in bulk at the end of the batch (see _write_pending).
-    outboxes: list[dict[str, Any]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        for rows in (self.outboxes, self.runs, self.events, self.messages):
-            rows.clear()
+    # The batch's step records, written after the flush that gives their emails a key (see _write_runs).
+    runs: list[tuple[dict[str, Any], Outbox | None]] = field(default_factory=list)
 
 
 class SlaSweeper:
@@ -152,27 +146,31 @@ class SlaSweeper:
             if not clocks:
                 return 0
             data = self._load(session, clocks)
+            # Events and ticket messages are buffered and written as one INSERT per table: at a thousand
+            # steps per sweep the ORM's unit of work would be most of the cost.
+            w = TicketWriter(session, bulk=True)
             for clock in clocks:
                 if not isolate:
-                    self._process(session, clock, data, now, stats)
+                    self._process(w, clock, data, now, stats)
                     continue
                 try:
                     with session.begin_nested():
-                        self._process(session, clock, data, now, stats)
-                        _write_pending(session, data)
+                        self._process(w, clock, data, now, stats)
+                        _flush(w, data)
                 except Exception as exc:
-                    data.clear()
+                    w.discard()
+                    data.runs.clear()
                     log.exception("scadenze: pratica %s non elaborata", clock.ticket_id)
                     stats.failures += 1
                     clock.next_at = now + RETRY_AFTER
                     note = f"passo SLA non eseguito ({type(exc).__name__}: {exc}); nuovo tentativo tra un'ora"
                     session.add(Alert(at=now, kind="sla_errore", ticket_id=clock.ticket_id, note=note[:2000]))
-            _write_pending(session, data)
+            _flush(w, data)
             return len(clocks)
 
     # -- one clock ----------------------------------------------------------------------------
 
-    def _process(self, session: Session, clock: SlaClock, data: _BatchData, now: datetime, stats: SweepStats) -> None:
+    def _process(self, w: TicketWriter, clock: SlaClock, data: _BatchData, now: datetime, stats: SweepStats) -> None:
         stats.clocks += 1
         ticket = data.tickets.get(clock.ticket_id)
         if ticket is None or ticket.state == "chiusa" or clock.stopped_at is not None or clock.paused_at is not None:
@@ -192,14 +190,14 @@ class SlaSweeper:
                     clock.next_step, clock.next_at = p.step.id, p.at
                     break
                 following = pending[i + 1] if i + 1 < len(pending) else None
-                applied = self._run_step(session, clock, ticket, policy, p, following, data, now, stats)
+                applied = self._run_step(w, clock, ticket, policy, p, following, data, now, stats)
                 done.add(p.step.id)
                 if clock.stopped_at is not None or clock.paused_at is not None or ticket.state == "chiusa":
                     clock.next_step = clock.next_at = None
                     clock.updated_at = now
                     return
-                if applied and p.step.politica:
-                    new_policy = runtime.policies.get(p.step.politica)
+                if applied and p.step.hand_over_to:
+                    new_policy = runtime.policies.get(p.step.hand_over_to)
                     if new_policy is not None:
                         start_clock(runtime, clock, ticket, new_policy, now, now)
                         handed_over = True
@@ -211,7 +209,7 @@ class SlaSweeper:
 
     def _run_step(
         self,
-        session: Session,
+        w: TicketWriter,
         clock: SlaClock,
         ticket: Ticket,
         policy: Policy,
@@ -225,7 +223,6 @@ class SlaSweeper:
         runtime = self.runtime
         config = runtime.config
         step = planned.step
-        box = sender_mailbox(runtime, ticket)
         own = runtime.mailboxes.get(ticket.mailbox)
         facts = {
             "livello_casella": own.level if own is not None else "",
@@ -245,145 +242,83 @@ class SlaSweeper:
         }
         if not step.applies(facts):
             data.runs.append(
-                _run(clock, ticket, policy.id, step.id, planned.at, now, "skipped", None, "condizioni non soddisfatte")
+                (
+                    _run(clock, ticket, policy.id, step.id, planned.at, now, "skipped", "condizioni non soddisfatte"),
+                    None,
+                )
             )
             return False
         outbox = None
         result = "done"
-        note = step.descrizione or step.id
-        if step.modello:
-            recipients = runtime.recipients.resolve(step.a, step.cc, ticket)
+        note = step.description or step.id
+        if step.template:
+            recipients = runtime.recipients.resolve(step.to, step.cc, ticket)
             if recipients.to:
-                text = _original_text(session, ticket.id) if step.testo_originale else None
-                context = email_context(
-                    runtime, ticket, clock, policy, planned, following, now, data.origins.get(ticket.id), text
-                )
-                to_requester = "richiedente" in step.a
                 origin = data.origins.get(ticket.id)
-                outbox = enqueue_email(
-                    _Capture(),  # type: ignore[arg-type]
-                    config,
-                    runtime.renderer,
+                text = _original_text(w.session, ticket.id) if step.quote_original else None
+                context = email_context(runtime, ticket, clock, policy, planned, following, now, origin, text)
+                to_requester = "richiedente" in step.to
+                outbox = self.tickets.send(
+                    w,
+                    ticket,
                     EmailRequest(
-                        mailbox_id=box.id,
+                        mailbox_id=sender_mailbox(runtime, ticket).id,
                         to=recipients.to,
                         cc=recipients.cc,
-                        template=step.modello,
+                        template=step.template,
                         context=context,
                         ticket_id=ticket.id,
                         in_reply_to=origin if to_requester else None,
                         references=(origin,) if to_requester and origin else (),
                     ),
                     now=now,
-                    tokens=runtime.tokens,
-                )
-                data.outboxes.append({c: getattr(outbox, c) for c in _OUTBOX_COLUMNS})
-                data.messages.append(
-                    {
-                        "ticket_id": ticket.id,
-                        "direction": "out",
-                        "at": now,
-                        "author": box.address,
-                        "subject": outbox.subject,
-                        "body": "",
-                        "message_id": outbox.message_id,
-                        "outbox": outbox.message_id,
-                    }
+                    actor=ACTOR,
+                    record_event=False,  # the step's own event below names the email
                 )
                 stats.emails += 1
                 result = "sent"
-                note = f"{note}: {step.modello} a {mask(', '.join(recipients.to))}"
+                note = f"{note}: {step.template} a {mask(', '.join(recipients.to))}"
                 if recipients.cc:
                     note += f" (cc {mask(', '.join(recipients.cc))})"
                 event.update(message_id=outbox.message_id, a=list(recipients.to), cc=list(recipients.cc))
             else:
                 result = "no_recipients"
-                note = f"{note}: nessun destinatario per {', '.join(step.a)}"
-                session.add(
+                note = f"{note}: nessun destinatario per {', '.join(step.to)}"
+                w.session.add(
                     Alert(
                         at=now,
                         kind="sla_senza_destinatari",
                         mailbox=ticket.mailbox,
                         ticket_id=ticket.id,
-                        note=f"passo {policy.id}/{step.id}: nessun destinatario per {', '.join(step.a)}",
+                        note=f"passo {policy.id}/{step.id}: nessun destinatario per {', '.join(step.to)}",
                     )
                 )
-        changes: dict[str, str] = {}
-        if step.priorita and ticket.priority != step.priorita:
-            ticket.priority = changes["priorita"] = step.priorita
-        if step.coda and ticket.queue != step.coda:
-            ticket.queue = changes["coda"] = step.coda
+        changes = self.tickets.amend(ticket, priority=step.priority, queue=step.queue, at=now)
         if changes:
-            ticket.updated_at = now
             event["modifiche"] = changes
-        data.runs.append(
-            _run(
-                clock,
-                ticket,
-                policy.id,
-                step.id,
-                planned.at,
-                now,
-                result,
-                outbox.message_id if outbox is not None else None,
-                note,
-            )
-        )
-        data.events.append(
-            {"ticket_id": ticket.id, "at": now, "actor": ACTOR, "kind": "sla_passo", "note": note[:2000], "data": event}
-        )
-        if step.stato and ticket.state != step.stato:
-            if step.esito:
-                ticket.close_outcome = step.esito
-            _write_pending(session, data)  # the step's event before the state change's
+        data.runs.append((_run(clock, ticket, policy.id, step.id, planned.at, now, result, note), outbox))
+        w.event(ticket.id, "sla_passo", actor=ACTOR, at=now, note=note[:2000], data=event)
+        if step.state:
             self.tickets.change_state(
-                TicketWriter(session),
-                ticket,
-                step.stato,
-                actor=ACTOR,
-                at=now,
-                note=step.descrizione or step.id,
-                outcome=step.esito,
+                w, ticket, step.state, actor=ACTOR, at=now, note=step.description or step.id, outcome=step.outcome
             )
         return True
 
 
-class _Capture:
-    """Stands in for the session in `enqueue_email`: the outbox row it builds is written in bulk later."""
-
-    def add(self, row: Outbox) -> None:
-        pass
-
-
-_OUTBOX_COLUMNS = tuple(c.key for c in Outbox.__table__.columns if c.key != "id")
-
-
-def _write_pending(session: Session, data: _BatchData) -> None:
-    """Write the batch's outbox rows, step records, events and ticket messages with one executemany
-    per table. The ORM would build, flush and re-read an object per row (and, for the outbox rows,
-    send one huge INSERT .. RETURNING statement): at a thousand steps per sweep that is most of the cost."""
-    if not (data.outboxes or data.runs or data.events or data.messages):
-        return
-    session.flush()  # the ORM's changes first (clocks, tickets, alerts, state-change events)
-    ids: dict[str, int] = {}
-    if data.outboxes:
-        session.execute(insert(Outbox), data.outboxes)
-        wanted = [row["message_id"] for row in data.outboxes]
-        ids = dict(session.execute(select(Outbox.message_id, Outbox.id).where(Outbox.message_id.in_(wanted))).all())
-    for rows in (data.runs, data.messages):
-        for row in rows:
-            message_id = row.pop("outbox", None)
-            row["outbox_id"] = ids[message_id] if message_id else None
+def _flush(w: TicketWriter, data: _BatchData) -> None:
+    """Write what the batch buffered: the writer's events and messages, then the step records, whose
+    emails have their keys once the writer has flushed."""
+    w.write_buffered()
     if data.runs:
-        session.execute(insert(SlaStepRun), data.runs)
-    if data.events:
-        session.execute(insert(TicketEvent), data.events)
-    if data.messages:
-        session.execute(insert(TicketMessage), data.messages)
-    data.clear()
+        rows = []
+        for values, outbox in data.runs:
+            values["outbox_id"] = outbox.id if outbox is not None else None
+            rows.append(values)
+        w.session.execute(insert(SlaStepRun), rows)
+        data.runs.clear()
 
 
-def sender_mailbox(runtime: SlaRuntime, ticket: Ticket) -> Any:
+def sender_mailbox(runtime: SlaRuntime, ticket: Ticket) -> Mailbox:
     """The ticket's own mailbox; if it is gone from config.yaml, an active one of the same office."""
     box = runtime.mailboxes.get(ticket.mailbox)
     if box is not None:
@@ -442,22 +377,22 @@ def email_context(
         "pratica": pratica,
         "conteggio": {
             "politica": policy.id,
-            "descrizione": policy.descrizione,
-            "giorni": policy.giorni_risposta,
+            "descrizione": policy.description,
+            "giorni": policy.answer_days,
             "avvio": clock.started_at,
             "scadenza": clock.due_at,
             "scadenza_breve": short(clock.due_at),
             "giorni_sospesi": clock.paused_days,
         },
-        "passo": {"id": planned.step.id, "descrizione": planned.step.descrizione, "previsto_il": planned.at},
+        "passo": {"id": planned.step.id, "descrizione": planned.step.description, "previsto_il": planned.at},
         "prossimo_passo": None
         if following is None
-        else {"id": following.step.id, "descrizione": following.step.descrizione, "previsto_il": following.at},
+        else {"id": following.step.id, "descrizione": following.step.description, "previsto_il": following.at},
         "ufficio": {"id": ticket.office, "nome": office.name if office else ticket.office},
         "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
         "assegnatario": _person(runtime.recipients.person(ticket.assignee)),
         "direttore": _person(directors[0]) if directors else None,
-        "giorni_risposta": main_policy.giorni_risposta,
+        "giorni_risposta": main_policy.answer_days,
         "testo_originale": original_text,
         "oggi": now,
     }
@@ -471,7 +406,6 @@ def _run(
     scheduled_at: datetime,
     now: datetime,
     result: str,
-    outbox_message_id: str | None,
     note: str,
 ) -> dict[str, Any]:
     """The row that records one step of one clock as done, skipped or without recipients."""
@@ -484,6 +418,5 @@ def _run(
         "scheduled_at": scheduled_at,
         "executed_at": now,
         "result": result,
-        "outbox": outbox_message_id,
         "note": note[:2000],
     }

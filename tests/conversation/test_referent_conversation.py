@@ -433,8 +433,8 @@ def test_the_ack_states_the_term_of_the_tickets_own_policy(bench: SlaBench) -> N
     ticket = bench.ticket(out.ticket_id or "")
     policy = bench.service.sla.policies.for_ticket(ticket.sla_policy)  # type: ignore[union-attr]
     ack = sent(bench.deliver(), "conferma_ricezione")[0]
-    assert f"entro {policy.giorni_risposta} giorni lavorativi" in " ".join(plain(ack).split())
-    assert policy.giorni_risposta != 10  # the regional policy is not the default one
+    assert f"entro {policy.answer_days} giorni lavorativi" in " ".join(plain(ack).split())
+    assert policy.answer_days != 10  # the regional policy is not the default one
 
 
 def test_tickets_show_prints_the_conversation_in_order(bench: SlaBench, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -33,8 +33,8 @@ def test_shipped_policies_load_and_cover_the_routing_rules(shipped_config: Confi
     referenced = {r["sla"] for r in rules if r.get("sla")}
     assert referenced and referenced <= set(policies.policies)
     for policy in policies.policies.values():
-        for step in policy.passi:
-            assert step.modello is None or step.modello in TEMPLATES
+        for step in policy.steps:
+            assert step.template is None or step.template in TEMPLATES
 
 
 def test_the_shipped_ladders_on_the_calendar(shipped_config: Config) -> None:
@@ -132,7 +132,7 @@ def test_a_bad_edit_keeps_the_policies_in_force(shipped_config: Config, tmp_path
     assert "giorni_risposta: atteso un numero intero" in str(store.last_error)
     (rules / "sla.yaml").write_text(GOOD.replace("giorni_risposta: 10", "giorni_risposta: 5 "), encoding="utf-8")
     assert store.refresh() is True
-    assert store.current.policies["base"].giorni_risposta == 5 and store.last_error is None
+    assert store.current.policies["base"].answer_days == 5 and store.last_error is None
 
 
 def test_cli_check_reports_problems_and_exits_1(shipped_config: Config, tmp_path: Path) -> None:
