@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.conversation.tokens import ReplyTokens
 from daemon.ops.logmask import mask
-from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.outbox import EmailRequest, outbox_row
 from daemon.outbound.templates import TemplateRenderer
 from storage.models import (
     InboundMessage,
@@ -97,9 +97,9 @@ class TicketNumbers:
 
 class TicketWriter:
     """The writes of one transaction to tickets. In bulk mode the rows nobody reads back in the same
-    transaction (events, ticket messages) are kept as plain values and written after the batch's flush
-    as one multi-row INSERT per table: at intake speed the ORM unit of work costs more than the insert.
-    Otherwise they go through the session."""
+    transaction (emails, events, ticket messages) are kept aside and written after the batch's flush
+    with one executemany per table: at intake and sweep speed the ORM unit of work (and its INSERT ..
+    RETURNING for each email) costs more than the insert. Otherwise they go through the session."""
 
     def __init__(self, session: Session, *, bulk: bool = False, numbers: TicketNumbers | None = None) -> None:
         self.session = session
@@ -107,6 +107,14 @@ class TicketWriter:
         self.numbers = numbers or TicketNumbers()
         self._events: list[dict[str, Any]] = []
         self._messages: list[tuple[dict[str, Any], InboundMessage | None, Outbox | None]] = []
+        self._emails: list[Outbox] = []
+
+    def email(self, row: Outbox) -> None:
+        """An outbox row; in bulk mode its `id` is set by `write_buffered`."""
+        if self.bulk:
+            self._emails.append(row)
+        else:
+            self.session.add(row)
 
     def event(
         self,
@@ -159,9 +167,11 @@ class TicketWriter:
         self.session.add(msg)
 
     def write_buffered(self) -> None:
-        """Bulk mode: after the flush that gave the inbound and outbox rows their keys."""
+        """Bulk mode: after the flush that gave the tickets and inbound rows their keys."""
         self.numbers.close(self.session)
         self.session.flush()
+        if self._emails:
+            self._write_emails()
         if self._messages:
             rows = []
             for values, inbound, outbox in self._messages:
@@ -176,12 +186,35 @@ class TicketWriter:
         self._messages.clear()
         self._events.clear()
 
+    def _write_emails(self) -> None:
+        rows = []
+        for email in self._emails:
+            values = {c: getattr(email, c) for c in _OUTBOX_COLUMNS}
+            if email.inbound is not None:
+                values["inbound_id"] = email.inbound.id
+            if email.ticket is not None:
+                values["ticket_id"] = email.ticket.id
+            rows.append(values)
+        self.session.execute(insert(_table(Outbox)), rows)
+        wanted = [email.message_id for email in self._emails]
+        ids = dict(
+            self.session.execute(select(Outbox.message_id, Outbox.id).where(Outbox.message_id.in_(wanted))).all()
+        )
+        for email in self._emails:
+            # The row objects stay outside the session: the key lets the caller refer to the email.
+            email.id = ids[email.message_id]
+        self._emails.clear()
+
     def discard(self) -> None:
+        self._emails.clear()
         self._messages.clear()
         self._events.clear()
 
 
-def _table(model: type[TicketMessage] | type[TicketEvent]) -> Table:
+_OUTBOX_COLUMNS = tuple(c.key for c in Outbox.__table__.columns if c.key != "id")
+
+
+def _table(model: type[TicketMessage] | type[TicketEvent] | type[Outbox]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
@@ -365,7 +398,8 @@ class TicketService:
     ) -> Outbox:
         """Put an email in the outbox; about a ticket, also file it on the ticket and note it (unless the
         caller's own event names it: `record_event=False`)."""
-        row = enqueue_email(w.session, self.config, self.renderer, request, now=now, tokens=self.tokens)
+        row = outbox_row(self.config, self.renderer, request, now=now, tokens=self.tokens)
+        w.email(row)
         if ticket is not None:
             w.message(
                 ticket.id,

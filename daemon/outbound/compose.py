@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import secrets
@@ -39,20 +40,26 @@ _UTF8_QP.body_encoding = QP
 
 
 class _WirePolicy(Compat32):
-    """compat32 on the wire (CRLF), with a shortcut: a short one-line ASCII header needs no folding,
-    and compat32 would build and encode a Header object just to return it unchanged."""
+    """compat32 on the wire (CRLF), with two shortcuts: a short one-line ASCII header needs no folding,
+    and compat32 would build and encode a Header object just to return it unchanged; a long one that
+    comes back (a mailbox's From with its name) is folded once."""
 
     def fold_binary(self, name: str, value: str) -> bytes:  # type: ignore[override]
+        if not isinstance(value, str):
+            return super().fold_binary(name, value)
         limit = self.max_line_length or 78
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and len(name) + len(value) + 2 <= limit
-            and "\r" not in value
-            and "\n" not in value
-        ):
+        if value.isascii() and len(name) + len(value) + 2 <= limit and "\r" not in value and "\n" not in value:
             return f"{name}: {value}{self.linesep}".encode("ascii")
+        if name in _REPEATED:
+            return self._fold_repeated(name, value)
         return super().fold_binary(name, value)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019  # one policy object lives as long as the process
+    def _fold_repeated(self, name: str, value: str) -> bytes:
+        return super().fold_binary(name, value)
+
+
+_REPEATED = frozenset({"From", "Reply-To"})  # the same few values on every email of a mailbox
 
 
 # CRLF line ends: this is what goes on the wire (smtplib sends bytes unchanged).
@@ -174,5 +181,6 @@ def _header(value: str) -> str | Header:
     return value if value.isascii() else Header(value, "utf-8")
 
 
+@functools.lru_cache(maxsize=256)
 def _address(address: str, name: str) -> str:
     return formataddr((name, address), charset="utf-8") if name else address

@@ -14,7 +14,7 @@ from daemon.outbound.compose import OutgoingAttachment, compose_email, new_messa
 from daemon.outbound.templates import TemplateRenderer
 from storage.models import InboundMessage, Outbox, Ticket
 
-__all__ = ["EmailRequest", "enqueue_email"]
+__all__ = ["EmailRequest", "enqueue_email", "outbox_row"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,22 @@ def enqueue_email(
     now: datetime,
     tokens: ReplyTokens | None = None,
 ) -> Outbox:
-    """`tokens` signs the hop header, by which our own mail coming back is recognised."""
+    """Compose the email and add its outbox row to the session (for mail about no ticket: digests)."""
+    row = outbox_row(config, renderer, request, now=now, tokens=tokens)
+    session.add(row)
+    return row
+
+
+def outbox_row(
+    config: Config,
+    renderer: TemplateRenderer,
+    request: EmailRequest,
+    *,
+    now: datetime,
+    tokens: ReplyTokens | None = None,
+) -> Outbox:
+    """The outbox row of a request, rendered and composed, not yet in any session.
+    `tokens` signs the hop header, by which our own mail coming back is recognised."""
     mailbox = config.mailbox(request.mailbox_id)
     rendered = renderer.render(request.template, request.context)
     subject = rendered.subject
@@ -95,5 +110,4 @@ def enqueue_email(
         row.inbound = request.inbound
     if request.ticket is not None:
         row.ticket = request.ticket
-    session.add(row)
     return row

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from daemon.core.tickets import NewTicket, TicketWriter
 from daemon.sla.digest import send_digests
-from storage.models import Ticket
+from storage.models import Outbox, Ticket, TicketMessage
 from storage.models_sla import SlaClock, SlaDigest, SlaStepRun
 from tests.support.bench import (
     ANNA,
@@ -90,6 +90,30 @@ def test_risposta_10gg_reminder_sollecito_and_regional_escalation(sla: SlaBench)
     assert [e.data["message_id"] for e in events] == [
         m.headers["Message-ID"].strip("<>") for m in (reminder, sollecito, escalation)
     ]
+
+
+def test_one_sweep_files_each_steps_email_on_its_own_ticket(sla: SlaBench) -> None:
+    # Three tickets of the same minute: their reminders are written in one batch, in bulk.
+    tickets = [credito_ticket(sla, rome(2026, 11, 16, 10, n), n) for n in (1, 2, 3)]
+    sla.deliver()
+    reminders = sla.step(rome(2026, 11, 27, 8))
+    assert sorted(m.ticket_id for m in reminders) == sorted(tickets)
+    with sla.service.session_factory() as s:
+        runs = list(s.execute(select(SlaStepRun).where(SlaStepRun.result == "sent")).scalars())
+        assert sorted(r.ticket_id for r in runs) == sorted(tickets)
+        sent = {}
+        for run in runs:
+            email = s.get(Outbox, run.outbox_id)
+            assert email is not None and email.ticket_id == run.ticket_id
+            filed = s.execute(select(TicketMessage).where(TicketMessage.outbox_id == run.outbox_id)).scalars().all()
+            assert [(m.ticket_id, m.direction, m.message_id) for m in filed] == [
+                (run.ticket_id, "out", email.message_id)
+            ]
+            sent[run.ticket_id] = email.message_id
+    for ticket_id, message_id in sent.items():
+        # The step's event names the email; no second event for it.
+        events = [e for e in sla.events(ticket_id) if (e.data or {}).get("message_id") == message_id]
+        assert [e.kind for e in events] == ["sla_passo"]
 
 
 def test_waiting_for_the_requester_pauses_the_clock_and_moves_the_due_date(sla: SlaBench) -> None:
