@@ -19,11 +19,14 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from daemon.config import Config  # config.yaml embeds the calendar settings defined here
 
 __all__ = [
     "CalendarSettings",
@@ -231,12 +234,12 @@ class WorkingCalendar:
 # -- configuration ----------------------------------------------------------------------------
 
 
-def calendars_from_config(config: Any) -> dict[str, WorkingCalendar]:
-    """One calendar per office of a `daemon.config.Config`."""
+def calendars_from_config(config: Config) -> dict[str, WorkingCalendar]:
+    """One calendar per office of the configuration."""
     settings: CalendarSettings = config.calendar
     out: dict[str, WorkingCalendar] = {}
     for office in config.offices:
-        subdiv = settings.patron_subdivision.get(office.id, office.province)
+        subdiv: str | None = settings.patron_subdivision.get(office.id, office.province)
         if subdiv not in holidays.Italy.subdivisions:
             subdiv = None
         closures = frozenset(c.data for c in settings.closures if not c.uffici or office.id in c.uffici)

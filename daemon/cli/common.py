@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from daemon.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from daemon.service import Service  # imported when needed: the CLI starts fast
 
 __all__ = [
     "ConfigOpt",
@@ -57,7 +60,7 @@ def get_config(path: Path | None) -> Config:
         raise
 
 
-def get_service(path: Path | None) -> Any:
+def get_service(path: Path | None) -> Service:
     from daemon.service import Service
 
     config = get_config(path)

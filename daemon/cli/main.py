@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
@@ -124,7 +124,7 @@ def ingest(
     except StorageUnavailable as exc:
         fail(f"{exc}; nessun messaggio registrato, riprovare", code=75)  # EX_TEMPFAIL, as for the MTA
         raise
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "file": str(f),
             "outcome": o.outcome,

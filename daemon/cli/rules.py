@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +22,12 @@ from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, get_config
 from daemon.config import Config
+from daemon.rules.model import Ruleset
 from daemon.yamlfiles.source import YamlDocument, YamlProblem, YamlProblems, YamlSyntaxError, load_yaml
+
+if TYPE_CHECKING:  # imported when needed: the CLI starts fast
+    from daemon.core.analysis import Lookups
+    from daemon.core.message_analyser import MessageAnalyser
 
 app = typer.Typer(help="Regole di smistamento: verifica e prova su messaggi di esempio.", no_args_is_help=True)
 
@@ -73,11 +78,11 @@ def _template_problems(templates_dir: Path, names: set[str]) -> list[YamlProblem
 @dataclass
 class CheckResult:
     problems: list[YamlProblem]
-    ruleset: Any = None  # daemon.rules.Ruleset when valid
+    ruleset: Ruleset | None = None  # when valid
     warnings: list[YamlProblem] = field(default_factory=list)  # valid, but worth the admin's attention
 
 
-def source_warnings(ruleset: Any, rules_file: Path) -> list[YamlProblem]:
+def source_warnings(ruleset: Ruleset, rules_file: Path) -> list[YamlProblem]:
     """A rule without `fonte:` cannot be traced to the document it applies (FONTI.md)."""
     return [
         YamlProblem(
@@ -133,6 +138,7 @@ def check(config: ConfigOpt = None, rules_dir: RulesDirOpt = None) -> None:
         )
         raise typer.Exit(1)
     rs = result.ruleset
+    assert rs is not None  # valid: no problems
     console.print(f"Regole valide: {len(rs.rules)} regole, versione {rs.version}", markup=False)
     if result.warnings:
         n = len(result.warnings)
@@ -301,7 +307,7 @@ def _case(
     return Case(name, doc.line_of(where), mailbox, raw, dict(expected), tickets, message_ids)
 
 
-def _lookups(case: Case) -> Any:
+def _lookups(case: Case) -> Lookups:
     from daemon.core.analysis import Lookups
 
     return Lookups(
@@ -311,7 +317,7 @@ def _lookups(case: Case) -> Any:
     )
 
 
-def run_case(analyser: Any, cfg: Config, case: Case) -> CaseResult:
+def run_case(analyser: MessageAnalyser, cfg: Config, case: Case) -> CaseResult:
     obtained = analyser(case.raw, cfg.mailbox(case.mailbox), _lookups(case)).to_dict()
     mismatches = []
     for key, value in case.expected.items():
@@ -339,7 +345,7 @@ def _summary(values: dict[str, Any]) -> str:
     return rule + ("\n" + " · ".join(rest) if rest else "")
 
 
-def build_analyser(cfg: Config, rules_dir: Path) -> Any:
+def build_analyser(cfg: Config, rules_dir: Path) -> MessageAnalyser:
     """The pipeline's MessageAnalyser over `rules_dir`, without a database."""
     from daemon.classify import load_vocabularies
     from daemon.conversation.tokens import ReplyTokens

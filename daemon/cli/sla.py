@@ -12,6 +12,7 @@ from rich.table import Table
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.service import Service
 from daemon.sla import SlaRuntime
+from daemon.yamlfiles.source import YamlProblem
 
 app = typer.Typer(
     help="Scadenze (SLA): rapporto, controllo delle politiche, passi di una pratica.", no_args_is_help=True
@@ -119,7 +120,7 @@ def check(config: ConfigOpt = None) -> None:
 
     cfg = get_config(config)
     base = Path(cfg.base_dir)
-    problems: list[Any] = []
+    problems: list[YamlProblem] = []
     policies = None
     try:
         policies = load_policies(base / "routing_rules", cfg, TemplateRenderer(base / "templates").names())
@@ -207,7 +208,7 @@ def show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
         return
     out.print(
         f"[bold]{head['pratica']}[/] — stato {head['stato']}, politica {head['politica']}, "
-        f"ricevuta {head['ricevuta'][:16]}, scadenza {(head['scadenza'] or '-')[:10]}",
+        f"ricevuta {(head['ricevuta'] or '-')[:16]}, scadenza {(head['scadenza'] or '-')[:10]}",
         highlight=False,
     )
     table = Table("conteggio", "politica", "passo", "stato", "quando", "descrizione", title="Passi")

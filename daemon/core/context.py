@@ -9,15 +9,15 @@ from typing import Any
 
 from daemon.config import Config, Mailbox
 from daemon.core.analysis import Analysis
-from storage.models import Ticket
+from storage.models import Ticket, TicketState
 
 __all__ = ["ContextBuilder"]
 
-STATE_LABELS = {
-    "aperta": "aperta",
-    "in_carico": "presa in carico",
-    "in_attesa": "in attesa di Sue informazioni",
-    "chiusa": "chiusa",
+STATE_LABELS: dict[str, str] = {
+    TicketState.APERTA: "aperta",
+    TicketState.IN_CARICO: "presa in carico",
+    TicketState.IN_ATTESA: "in attesa di Sue informazioni",
+    TicketState.CHIUSA: "chiusa",
 }
 
 

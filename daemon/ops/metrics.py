@@ -17,14 +17,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
 from storage.db import SessionFactory
-from storage.models import TICKET_STATES, Alert, Outbox, Ticket
+from storage.models import OPEN_STATES, Alert, Outbox, Ticket
 from storage.models_sla import SlaStepRun
 
 __all__ = ["MailboxState", "Metrics"]
 
 log = logging.getLogger("sportello.metrics")
-
-OPEN_STATES = tuple(state for state in TICKET_STATES if state != "chiusa")
 
 # Seconds, from a message read alone to a batch of hundreds on a slow disk.
 _PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon.classify.vocabulary import Vocabularies
 from daemon.config import Config
 from daemon.rules.facts import FACT_NAMES
 from daemon.rules.model import ACTIONS, Condition, Rule, Ruleset
@@ -80,7 +81,7 @@ _PLACEHOLDER_EXTRA = frozenset({"casella_indirizzi"})
 _PLACEHOLDER = re.compile(r"(\w+)(?:\[([^\]]+)\])?")
 
 
-def vocabulary_ids(vocab: Any) -> dict[str, frozenset[str]]:
+def vocabulary_ids(vocab: Vocabularies) -> dict[str, frozenset[str]]:
     """The ids the vocabulary facts (gestione, argomento, unita, telematizzata) can take, from loaded
     daemon.classify.Vocabularies (gestioni.yaml, argomenti.yaml, istanze.yaml)."""
     gestioni = frozenset(e.id for e in vocab.gestioni)

@@ -10,13 +10,13 @@ install) the first digest is the next morning's.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from daemon.config import Config, Mailbox, Person
 from daemon.outbound.outbox import EmailRequest, enqueue_email
 from daemon.sla import SlaRuntime
 from daemon.sla.clock import working_days_late
@@ -67,7 +67,7 @@ def send_digests(runtime: SlaRuntime, session_factory: SessionFactory, now: date
     return sent
 
 
-def _one(session: Session, runtime: SlaRuntime, person: Any, today: Any, now: datetime) -> int:
+def _one(session: Session, runtime: SlaRuntime, person: Person, today: date, now: datetime) -> int:
     config = runtime.config
     mine = or_(
         Ticket.assignee == person.id,
@@ -125,7 +125,7 @@ def _one(session: Session, runtime: SlaRuntime, person: Any, today: Any, now: da
     return 1 if outbox is not None else 0
 
 
-def _digest_mailbox(config: Any, person: Any) -> Any:
+def _digest_mailbox(config: Config, person: Person) -> Mailbox:
     """The first active ordinary mailbox of the person's office: digests come from there."""
     boxes = [m for m in config.mailboxes if m.office in person.offices and m.status == "attiva"]
     ordinary = [m for m in boxes if m.kind == "ordinaria"]

@@ -45,6 +45,7 @@ __all__ = [
     "Step",
     "load_policies",
 ]
+from storage.models import TICKET_STATES, TicketState
 
 if TYPE_CHECKING:
     from daemon.config import Config
@@ -56,7 +57,6 @@ ANCHOR_DUE = "scadenza"
 ANCHOR_START = "avvio"
 START_ON_RECEIPT = "ricezione"
 START_ON_WAITING = "attesa"
-TICKET_STATES = ("aperta", "in_carico", "in_attesa", "chiusa")
 MAILBOX_LEVELS = ("provinciale", "regionale", "nazionale")
 CONDITION_KEYS = ("livello_casella", "casella", "coda", "stato", "ufficio", "ruolo_richiedente")
 _ID = r"^[a-z0-9][a-z0-9_]*$"
@@ -85,7 +85,7 @@ class _StepSpec(_Strict):
     testo_originale: bool = False
     priorita: str | None = None
     coda: str | None = None
-    stato: Literal["aperta", "in_carico", "in_attesa", "chiusa"] | None = None
+    stato: TicketState | None = None
     esito: str | None = None
     politica: str | None = None
 
@@ -105,7 +105,7 @@ class _StepSpec(_Strict):
             raise ValueError("un passo con modello deve indicare i destinatari in 'a'")
         if (self.a or self.cc) and not self.modello:
             raise ValueError("destinatari senza modello: indicare il modello dell'email")
-        if self.esito and self.stato != "chiusa":
+        if self.esito and self.stato is not TicketState.CHIUSA:
             raise ValueError("l'esito si indica solo con stato: chiusa")
         for key, value in self.se.items():
             if key not in CONDITION_KEYS:
@@ -161,7 +161,7 @@ class Step:
     quote_original: bool  # `testo_originale`
     priority: str | None  # `priorita`
     queue: str | None  # `coda`
-    state: str | None  # `stato`
+    state: TicketState | None  # `stato`
     outcome: str | None  # `esito`, with state chiusa
     hand_over_to: str | None  # `politica`: the policy that takes over once the step has run
 
@@ -272,7 +272,7 @@ def _cross_check(
     policies = parsed.politiche
     if parsed.predefinita not in policies:
         problems.append(doc.problem(["predefinita"], f"politica sconosciuta: {parsed.predefinita}"))
-    elif policies[parsed.predefinita].avvio != "ricezione":
+    elif policies[parsed.predefinita].avvio != START_ON_RECEIPT:
         problems.append(doc.problem(["predefinita"], "la politica predefinita deve avere avvio: ricezione"))
     for pid, policy in policies.items():
         base: list[str | int] = ["politiche", pid]
@@ -282,11 +282,11 @@ def _cross_check(
             other = policies.get(policy.in_attesa)
             if other is None:
                 problems.append(doc.problem([*base, "in_attesa"], f"politica sconosciuta: {policy.in_attesa}"))
-            elif other.avvio != "attesa":
+            elif other.avvio != START_ON_WAITING:
                 problems.append(
                     doc.problem([*base, "in_attesa"], f"la politica {policy.in_attesa} deve avere avvio: attesa")
                 )
-        if policy.avvio == "attesa" and policy.in_attesa is not None:
+        if policy.avvio == START_ON_WAITING and policy.in_attesa is not None:
             problems.append(doc.problem([*base, "in_attesa"], "una politica di attesa non ne avvia un'altra"))
         seen: set[str] = set()
         for i, step in enumerate(policy.passi):
@@ -316,13 +316,13 @@ def _cross_check(
                 other = policies.get(step.politica)
                 if other is None:
                     problems.append(doc.problem([*path, "politica"], f"politica sconosciuta: {step.politica}"))
-                elif other.avvio != "ricezione" or step.politica == pid:
+                elif other.avvio != START_ON_RECEIPT or step.politica == pid:
                     problems.append(
                         doc.problem([*path, "politica"], "si passa solo a un'altra politica con avvio: ricezione")
                     )
-                if policy.avvio == "attesa":
+                if policy.avvio == START_ON_WAITING:
                     problems.append(doc.problem([*path, "politica"], "una politica di attesa non cambia politica"))
-            if step.stato == "in_attesa" and policy.avvio == "attesa":
+            if step.stato is TicketState.IN_ATTESA and policy.avvio == START_ON_WAITING:
                 problems.append(doc.problem([*path, "stato"], "la pratica è già in attesa"))
     return problems
 

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from daemon.clock import utcnow
-from daemon.config import Mailbox
+from daemon.config import Mailbox, Person
 from daemon.conversation.speaker import requester_role
 from daemon.core.tickets import TicketService, TicketWriter
 from daemon.ops.logmask import mask
@@ -337,7 +337,7 @@ def _original_text(session: Session, ticket_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def _person(person: Any) -> dict[str, str] | None:
+def _person(person: Person | None) -> dict[str, str] | None:
     return {"id": person.id, "nome": person.name, "indirizzo": person.address} if person is not None else None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 __all__ = ["YamlDocument", "YamlProblem", "YamlProblems", "file_stamp", "format_path", "load_yaml", "pydantic_problems"]
 
@@ -169,15 +170,15 @@ _PYDANTIC_IT = {
 }
 
 
-def pydantic_problems(doc: YamlDocument, error: Any, prefix: Sequence[PathPart] = ()) -> list[YamlProblem]:
+def pydantic_problems(doc: YamlDocument, error: ValidationError, prefix: Sequence[PathPart] = ()) -> list[YamlProblem]:
     """Translate a pydantic ValidationError into Italian problems located in the YAML file."""
     problems: list[YamlProblem] = []
     for err in error.errors(include_url=False):
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
         path = (*prefix, *loc)
         kind = err["type"]
-        if kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
+        if kind in ("literal_error", "enum"):  # a Literal or a StrEnum field
+            expected = str(err.get("ctx", {}).get("expected", "")).replace(" or ", " o ")
             message = f"valore non ammesso, atteso uno tra: {expected}"
         elif kind in ("value_error", "assertion_error"):
             message = str(err.get("ctx", {}).get("error", err["msg"]))

@@ -14,6 +14,7 @@ from daemon.outbound.templates import TemplateRenderer
 from daemon.sla.clock import due_for, plan
 from daemon.sla.policies import PolicyError, PolicyStore, load_policies
 from daemon.workcalendar import calendars_from_config
+from storage.models import TicketState
 from tests.support.bench import rome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,30 @@ politiche:
     assert "politiche.base.passi[0].a[1]: casella sconosciuta: nessuna" in text
     assert "politiche.base.passi[0].a[2]: destinatario sconosciuto: chi.sei" in text
     assert "politiche.base.passi[1].politica: politica sconosciuta: altrove" in text
+
+
+def test_a_step_with_an_unknown_state_names_the_four_states_in_italian(tmp_path: Path) -> None:
+    text = "predefinita: base\npolitiche:\n  base:\n    giorni_risposta: 5\n    passi:\n"
+    text += "      - id: chiudi\n        alla_scadenza: true\n        stato: sospesa\n"
+    rules = _project(tmp_path, text)
+    with pytest.raises(PolicyError) as info:
+        load_policies(rules)
+    assert [str(p) for p in info.value.problems] == [
+        f"{rules / 'sla.yaml'}:8: politiche.base.passi[0].stato: valore non ammesso, atteso uno tra: "
+        "'aperta', 'in_carico', 'in_attesa' o 'chiusa'"
+    ]
+
+
+def test_a_closing_step_keeps_its_state_and_outcome_when_loaded(tmp_path: Path) -> None:
+    text = "predefinita: base\npolitiche:\n  base:\n    giorni_risposta: 5\n    passi:\n"
+    text += "      - id: chiudi\n        dopo_la_scadenza: 2\n        stato: chiusa\n        esito: mancato_riscontro\n"
+    step = load_policies(_project(tmp_path, text)).policies["base"].steps[0]
+    assert (step.state, step.outcome, step.anchor, step.offset) == (
+        TicketState.CHIUSA,
+        "mancato_riscontro",
+        "scadenza",
+        2,
+    )
 
 
 def test_yaml_syntax_errors_are_located(tmp_path: Path) -> None:
