@@ -151,7 +151,7 @@ def start_digest_job(digest: AlertDigest, check_seconds: float = 60.0) -> Backgr
         IntervalTrigger(seconds=check_seconds),
         id="alert_digest",
         name="segnalazioni agli amministratori",
-        next_run_time=datetime.now(UTC),
+        next_run_time=utcnow(),
     )
     scheduler.start()
     return scheduler

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from daemon.alerts.store import acknowledge, list_alerts
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_service, out, print_json
 from daemon.cli.tables import Column, fitted_table
+from daemon.clock import utcnow
 
 app = typer.Typer(help="Segnalazioni per gli amministratori.", no_args_is_help=True)
 
@@ -61,7 +61,7 @@ def alerts_ack(
 ) -> None:
     """Prende in visione una o più segnalazioni: non compaiono più in `alerts list --open`."""
     service = get_service(config)
-    now = datetime.now(UTC)
+    now = utcnow()
     with service.session_factory() as session, session.begin():
         missing = [i for i in ids if acknowledge(session, i, now) is None]
         if missing:

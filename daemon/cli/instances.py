@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rich.table import Table
 
 from daemon.cli.tables import Column, fitted_table
+from daemon.clock import utcnow
 from daemon.config import Config
 
 __all__ = ["lease_rows", "lease_table"]
@@ -17,7 +18,7 @@ def lease_rows(config: Config, now: datetime | None = None) -> list[dict[str, ob
     from daemon.intake.leases import lease_views
     from storage.db import init_db, make_engine
 
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     engine = make_engine(config.database_url)
     try:
         init_db(engine)

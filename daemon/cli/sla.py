@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
+from daemon.clock import utcnow
 from daemon.service import Service
 from daemon.sla import SlaRuntime
 from daemon.yamlfiles.source import YamlProblem
@@ -66,7 +67,7 @@ def report(
             fail(f"ufficio sconosciuto: {office} (definiti: {', '.join(o.id for o in cfg.offices)})")
     service = get_service(config)
     runtime = _runtime(service)
-    now = datetime.now(UTC)
+    now = utcnow()
     with service.session_factory() as session:
         rows = sla_report(session, runtime, now, office=office, date_from=first, date_to=last)
     if as_json:

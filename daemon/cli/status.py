@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 
 import typer
 
 from daemon.cli.common import ConfigOpt, JsonOpt, get_config, out, print_json
 from daemon.cli.instances import lease_rows, lease_table
+from daemon.clock import utcnow
 from daemon.config import Config
 from daemon.ops.health import Check, Readiness, check_archive, check_database, check_outbox
 
@@ -49,7 +49,7 @@ def _local(config: Config, service: Check | None) -> dict[str, object]:
         database = check_database(factory)
         checks: list[Check] = [*([service] if service else []), database, check_archive(config.archive_dir)]
         if database.ok:
-            checks.append(check_outbox(factory, datetime.now(UTC), config.metrics.outbox_stuck_seconds))
+            checks.append(check_outbox(factory, utcnow(), config.metrics.outbox_stuck_seconds))
     finally:
         engine.dispose()
     return Readiness(tuple(checks)).to_dict()

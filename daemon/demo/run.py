@@ -7,7 +7,6 @@ import shutil
 import socket
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from daemon.cli.views import conversation_lines, ticket_detail
+from daemon.clock import utcnow
 from daemon.config import Config
 from daemon.demo.sample_mail import demo_messages, referent_reply
 from storage.models import InboundMessage, Outbox, Ticket
@@ -152,7 +152,7 @@ def _referent_answers(
     ticket_id = None
     for text in steps:
         raw = referent_reply(
-            notice.raw, sender=DEMO_REFERENT, name="Anna Bianchi", to=box.address, text=text, when=datetime.now(UTC)
+            notice.raw, sender=DEMO_REFERENT, name="Anna Bianchi", to=box.address, text=text, when=utcnow()
         )
         before = _counts(service)[0]
         imap.append(box.imap.username, raw)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+
+from daemon.clock import utcnow
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ SAMPLES: tuple[SampleMail, ...] = (
 
 
 def demo_messages(addresses: dict[str, str], when: datetime | None = None) -> list[tuple[str, bytes]]:
-    now = when or datetime.now(UTC)
+    now = when or utcnow()
     return [(s.mailbox, s.to_bytes(addresses[s.mailbox], now)) for s in SAMPLES]
 
 
