@@ -85,8 +85,9 @@ def test_two_instances_share_the_mailboxes_and_survive_a_sigkill(
         assert wait_until(lambda: count("SELECT count(*) FROM inbound_messages") >= 120, 120, interval=0.01), logs[
             "uno"
         ].read_text()[-3000:]
+        # The instances share the mailboxes out as they start: wait until every mailbox has its holder.
+        assert wait_until(lambda: set(holders()) == set(MAILBOXES), LEASE_SECONDS, interval=0.05), holders()
         held = holders()
-        assert set(held) == set(MAILBOXES)
         # Kill the instance reading the first mailbox (possibly all of them), in the middle of its work.
         victim = next(n for n, p in procs.items() if held[MAILBOXES[0]].endswith(f":{p.pid}"))
         survivor = next(n for n in procs if n != victim)
