@@ -57,7 +57,7 @@ class _BatchData:
     tickets: dict[str, Ticket]
     done: dict[tuple[int, int, str], set[str]]
     origins: dict[str, str] = field(default_factory=dict)
-    # The batch's step records, written after the flush that gives their emails a key (see _write_runs).
+    # The batch's step records, written after the flush that gives their emails a key (see _flush).
     runs: list[tuple[dict[str, Any], Outbox | None]] = field(default_factory=list)
 
 
@@ -146,8 +146,8 @@ class SlaSweeper:
             if not clocks:
                 return 0
             data = self._load(session, clocks)
-            # Events and ticket messages are buffered and written as one INSERT per table: at a thousand
-            # steps per sweep the ORM's unit of work would be most of the cost.
+            # Emails, events and ticket messages are buffered and written with one executemany per table:
+            # at a thousand steps per sweep the ORM's unit of work would be most of the cost.
             w = TicketWriter(session, bulk=True)
             for clock in clocks:
                 if not isolate:
