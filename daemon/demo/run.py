@@ -231,7 +231,7 @@ def _show(service: object, sink: object, console: Console, elapsed: float) -> No
             ]
             for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars()
         ]
-        console.print(fitted_table("Pratiche aperte", columns, cells, width))
+        console.print(fitted_table("Pratiche", columns, cells, width))
         columns = [Column("a", 16, 3), Column("oggetto", 24, 4), Column("modello", 14, 1), Column("stato", 10, 2)]
         cells = [
             [", ".join(o.to), o.subject, o.template, outbox_status_label(o.status)]
