@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,13 +112,13 @@ def compose_email(
     body = MIMEText(text, "plain", _UTF8_QP)  # type: ignore[arg-type]
     msg: Message
     if html:
-        msg = MIMEMultipart("alternative")
+        msg = MIMEMultipart("alternative", boundary=_boundary())
         msg.attach(body)
         msg.attach(MIMEText(html, "html", _UTF8_QP))  # type: ignore[arg-type]
     else:
         msg = body
     if attached_message is not None or attachments:
-        mixed = MIMEMultipart("mixed")
+        mixed = MIMEMultipart("mixed", boundary=_boundary())
         mixed.attach(msg)
         if attached_message is not None:
             mixed.attach(_rfc822(attached_message))
@@ -152,13 +151,16 @@ def compose_email(
     return out.getvalue()
 
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+def _boundary() -> str:
+    """A boundary nobody can put in the parts (they are unknown until now): the generator would
+    otherwise search every part's text for its own guess, compiling a pattern per email."""
+    return f"=_sportello_{secrets.token_hex(16)}"
 
 
 def _rfc822(raw: bytes) -> Message:
     """The original message as an attachment, byte for byte: a payload string is written out as it is
     (RFC 2046 allows no transfer encoding here, so 8-bit content is declared as such)."""
-    wire = _BARE_LF.sub(b"\r\n", raw)
+    wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # every line end CRLF, lone CRs kept
     part = Message()
     part["Content-Type"] = "message/rfc822"
     part["Content-Disposition"] = 'attachment; filename="messaggio-originale.eml"'
