@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from daemon.clock import utcnow
 from daemon.config import Config, Mailbox
-from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.outbox import EmailRequest, outbox_row
 from daemon.outbound.templates import TemplateRenderer
 from storage.db import SessionFactory
 from storage.models import Alert
@@ -117,12 +117,13 @@ class AlertDigest:
                 "elencate": min(len(pending), LISTED),
                 "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
             }
-            enqueue_email(
-                session,
-                self.config,
-                self.renderer,
-                EmailRequest(mailbox_id=box.id, to=admins, template=DIGEST_TEMPLATE, context=context),
-                now=now,
+            session.add(
+                outbox_row(
+                    self.config,
+                    self.renderer,
+                    EmailRequest(mailbox_id=box.id, to=admins, template=DIGEST_TEMPLATE, context=context),
+                    now=now,
+                )
             )
         log.info("segnalazioni inviate agli amministratori: %d", len(pending))
         return len(pending)

@@ -1,4 +1,5 @@
-"""Write an email to the outbox in the caller's transaction (DESIGN.md invariant 3)."""
+"""The outbox row of an email, rendered and composed, for the caller to write in the transaction of its
+cause (DESIGN.md invariant 3)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from daemon.config import Config
 from daemon.conversation.tokens import ReplyTokens
 from daemon.outbound.compose import OutgoingAttachment, compose_email, new_message_id
 from daemon.outbound.templates import TemplateRenderer
 from storage.models import InboundMessage, Outbox, Ticket
 
-__all__ = ["EmailRequest", "enqueue_email", "outbox_row"]
+__all__ = ["EmailRequest", "outbox_row"]
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,6 @@ class EmailRequest:
     attachments: tuple[OutgoingAttachment, ...] = ()
     automatic: bool = True  # False for a person's words relayed (no Auto-Submitted header)
     hop: int = 0  # times the cause of this email already passed through us (mail between our offices)
-
-
-def enqueue_email(
-    session: Session,
-    config: Config,
-    renderer: TemplateRenderer,
-    request: EmailRequest,
-    *,
-    now: datetime,
-    tokens: ReplyTokens | None = None,
-) -> Outbox:
-    """Compose the email and add its outbox row to the session (for mail about no ticket: digests)."""
-    row = outbox_row(config, renderer, request, now=now, tokens=tokens)
-    session.add(row)
-    return row
 
 
 def outbox_row(

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from daemon.config import Config, Mailbox, Person
-from daemon.outbound.outbox import EmailRequest, enqueue_email
+from daemon.outbound.outbox import EmailRequest, outbox_row
 from daemon.sla import SlaRuntime
 from daemon.sla.clock import working_days_late
 from storage.db import SessionFactory
@@ -113,14 +113,14 @@ def _one(session: Session, runtime: SlaRuntime, person: Person, today: date, now
             "elencate": len(tickets),
             "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
         }
-        outbox = enqueue_email(
-            session,
+        outbox = outbox_row(
             config,
             runtime.renderer,
             EmailRequest(mailbox_id=box.id, to=(person.address,), template=DIGEST_TEMPLATE, context=context),
             now=now,
             tokens=runtime.tokens,
         )
+        session.add(outbox)
     session.add(SlaDigest(person=person.id, day=today, sent_at=now, tickets=total, outbox=outbox))
     return 1 if outbox is not None else 0
 
