@@ -151,7 +151,6 @@ class Conversation:
         if not people or not self.config.conversation.notify_workers:
             return False
         msg = a.analysis.effective or a.analysis.envelope
-        raw = self.archive.load(a.inbound.archive_ref)
         for person in people:
             ctx = self.context.for_ticket(
                 ticket,
@@ -161,7 +160,7 @@ class Conversation:
                 mittente=a.analysis.requester,
                 data_ricezione=a.received_at,
             )
-            self._to_person(a.w, ticket, person, NOTICE_TEMPLATE, ctx, a.now, attached=raw)
+            self._to_person(a.w, ticket, person, NOTICE_TEMPLATE, ctx, a.now, attached=a.raw)
         return True
 
     # -- a staff member's reply -----------------------------------------------------------------
@@ -263,8 +262,7 @@ class Conversation:
 
     def _to_requester(self, a: Arrival, ticket: Ticket, template: str, text: str, actor: str) -> None:
         last_in = self._last_incoming_id(a.session, ticket)
-        raw = self.archive.load(a.inbound.archive_ref)
-        attachments = _attachments(raw) if text else ()
+        attachments = _attachments(a.raw) if text else ()
         ctx = self.context.for_ticket(ticket, risposta=text)
         self.tickets.send(
             a.w,

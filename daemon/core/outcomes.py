@@ -86,6 +86,7 @@ class Arrival:
     w: TicketWriter
     mailbox: Mailbox
     inbound: InboundMessage
+    raw: bytes  # the bytes archived under inbound.archive_ref, already in hand
     analysis: Analysis
     received_at: datetime
     now: datetime
@@ -385,7 +386,7 @@ class Outcomes:
                 context=ctx,
                 inbound=a.inbound,
                 # The recipient gets the message itself (a PEC with its envelope and signature).
-                attached_message=self.archive.load(a.inbound.archive_ref),
+                attached_message=a.raw,
                 reply_to=a.analysis.requester or None,  # the recipient answers the sender directly
                 hop=a.analysis.hop,
             ),

@@ -343,7 +343,7 @@ class Pipeline:
         else:
             session.flush()
 
-        mailed = self.outcomes.record(Arrival(w, mailbox, inbound, analysis, received_at, now, known))
+        mailed = self.outcomes.record(Arrival(w, mailbox, inbound, item.raw, analysis, received_at, now, known))
         if reused:
             note_reuse(w, inbound, reused, item.mailbox_id, now)
         # Before the commit (and before a batch's ticket ids exist): the recorded outcome is logged,
