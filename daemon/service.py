@@ -75,7 +75,7 @@ def build_outcomes(
         context,
         tokens,
         archive,
-        calendars_from_config(config),
+        sla.calendars if sla is not None else calendars_from_config(config),
         (lambda: rules.current.queues) if rules is not None else frozenset,
     )
     return Outcomes(config, archive, tickets, context, conversation)
@@ -109,8 +109,6 @@ class Service:
         self.sla: SlaRuntime | None = build_runtime(config, self.rules_dir, self.renderer, self.tokens)
         self.outcomes = build_outcomes(config, self.archive, self.renderer, self.tokens, self.sla, self.rules)
         self.tickets = self.outcomes.tickets
-        self.context = self.outcomes.context
-        self.conversation = self.outcomes.conversation
         if self.sla is not None:
             warn_unknown_policies(self.sla, self.rules.current)
         self.analyser = MessageAnalyser(config, self.vocab, self.trust, self.rules, self.tokens)

@@ -216,12 +216,9 @@ class Conversation:
             mailed |= self._notice_after_move(a, ticket)
         if plan.forward_to is not None:
             mailed |= self._escalate(a, ticket, plan.forward_to, actor)
-        old = TicketState(ticket.state)
-        if plan.new_state is not None:
-            self.tickets.change_state(
-                w, ticket, plan.new_state, actor=actor, at=now, note=commands, outcome=plan.outcome
-            )
-        changed = plan.new_state is not None and plan.new_state != old
+        changed = plan.new_state is not None and self.tickets.change_state(
+            w, ticket, plan.new_state, actor=actor, at=now, note=commands, outcome=plan.outcome
+        )
         if plan.text or changed:
             template = STATE_TEMPLATES[plan.new_state] if changed and plan.new_state else ANSWER_TEMPLATE
             self._to_requester(a, ticket, template, plan.text, actor)
@@ -317,7 +314,6 @@ class Conversation:
                 in_reply_to=in_reply_to,
             ),
             now=now,
-            note=f"{template} a {mask(person.address)}",
         )
 
     # -- requester side -------------------------------------------------------------------------

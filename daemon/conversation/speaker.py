@@ -4,7 +4,6 @@ instance or a stranger, and whether the claim is authenticated."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from daemon.config import Config, Mailbox, Person
@@ -45,10 +44,7 @@ class TicketFacts:
     id: str
     requester: str
     office: str
-    queue: str | None
     assignee: str | None
-    state: str
-    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class Lookups:
     ticket_for_message_id: Callable[[str], str | None]
     # Only the mail we sent: PEC receipts refer to it, and must never attach to anything else.
     ticket_for_sent_message_id: Callable[[str], str | None] = lambda _m: None
-    # The cited ticket's requester, office, queue, assignee and state: who is speaking depends on them.
+    # The cited ticket's requester, office and assignee: who is speaking depends on them.
     ticket_facts: Callable[[str], TicketFacts | None] = lambda _t: None
 
     def memoized(self) -> Lookups:

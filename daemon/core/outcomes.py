@@ -468,7 +468,6 @@ class Outcomes:
                 hop=a.analysis.hop,
             ),
             now=a.now,
-            note=f"{template} a {mask(a.analysis.requester)}",
         )
 
 

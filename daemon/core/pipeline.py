@@ -94,7 +94,7 @@ def session_lookups(session: Session) -> Lookups:
         t = session.get(Ticket, ticket_id.upper())
         if t is None:
             return None
-        return TicketFacts(t.id, t.requester, t.office, t.queue, t.assignee, t.state, t.closed_at)
+        return TicketFacts(t.id, t.requester, t.office, t.assignee)
 
     return Lookups(
         ticket_exists=ticket_exists,

@@ -266,10 +266,6 @@ class TicketService:
         if listener not in self._listeners:
             self._listeners.append(listener)
 
-    def remove_listener(self, listener: TicketListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     @property
     def listeners(self) -> tuple[TicketListener, ...]:
         return tuple(self._listeners)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.config import Config, Mailbox, Office
+from daemon.config import Config, Mailbox
 from daemon.conversation.tokens import ReplyTokens
 from daemon.core.context import ContextBuilder
 from daemon.outbound.templates import TemplateRenderer
@@ -43,14 +43,12 @@ class SlaRuntime:
     tokens: ReplyTokens | None = None  # signs the hop header of the steps' emails
     _fallback: WorkingCalendar = field(init=False)
     mailboxes: dict[str, Mailbox] = field(init=False)
-    offices: dict[str, Office] = field(init=False)
     context: ContextBuilder = field(init=False)  # the ticket as every template sees it
 
     def __post_init__(self) -> None:
         s = self.settings
         self._fallback = WorkingCalendar(timezone=s.timezone, cutoff_hour=s.cutoff_hour, opening_hour=s.opening_hour)
         self.mailboxes = {m.id: m for m in self.config.mailboxes}
-        self.offices = {o.id: o for o in self.config.offices}
         self.context = ContextBuilder(self.config)
 
     @property

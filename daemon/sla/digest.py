@@ -111,7 +111,7 @@ def _one(session: Session, runtime: SlaRuntime, person: Person, today: date, now
             "totale": total,
             "scadute": sum(1 for t in tickets if t["scaduta"]),
             "elencate": len(tickets),
-            "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
+            "casella": runtime.context.mailbox(box),
         }
         outbox = outbox_row(
             config,

@@ -230,8 +230,9 @@ class SlaSweeper:
             "coda": ticket.queue,
             "stato": ticket.state,
             "ufficio": ticket.office,
-            "ruolo_richiedente": requester_role(config, ticket.requester, ticket.tags or ()),
         }
+        if "ruolo_richiedente" in step.conditions:  # a search of the people, only for steps that ask
+            facts["ruolo_richiedente"] = requester_role(config, ticket.requester, ticket.tags or ())
         stats.steps += 1
         event: dict[str, Any] = {
             "politica": policy.id,
@@ -355,7 +356,6 @@ def email_context(
     """What the SLA templates see: the analytic data of the communication, the term, the step."""
     cal = runtime.calendar(ticket.office)
     box = sender_mailbox(runtime, ticket)
-    office = runtime.offices.get(ticket.office)
     directors = runtime.recipients.people_with_role("direttore_provinciale", ticket.office)
     main_policy = runtime.policies.for_ticket(ticket.sla_policy)
     due = ticket.due_at or (clock.due_at if clock.track == RESPONSE else due_for(cal, ticket.received_at, main_policy))
@@ -388,8 +388,8 @@ def email_context(
         "prossimo_passo": None
         if following is None
         else {"id": following.step.id, "descrizione": following.step.description, "previsto_il": following.at},
-        "ufficio": {"id": ticket.office, "nome": office.name if office else ticket.office},
-        "casella": {"id": box.id, "indirizzo": box.address, "nome": box.name, "tipo": box.kind},
+        "ufficio": runtime.context.office(ticket.office),
+        "casella": runtime.context.mailbox(box),
         "assegnatario": _person(runtime.recipients.person(ticket.assignee)),
         "direttore": _person(directors[0]) if directors else None,
         "giorni_risposta": main_policy.answer_days,
