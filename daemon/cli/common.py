@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -38,7 +38,7 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Uscita in JSON.")]
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]errore:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -75,7 +75,6 @@ def get_service(path: Path | None) -> Service:
                 err.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
         fail(f"avvio non riuscito: {exc}")
-        raise
 
 
 def print_json(data: object) -> None:

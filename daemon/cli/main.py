@@ -84,7 +84,6 @@ def _parse_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         fail(f"--received-at non valido: {value!r} (atteso ISO 8601, es. 2026-11-20T09:30:00+01:00)")
-        raise
     if parsed.tzinfo is None:
         from zoneinfo import ZoneInfo
 
@@ -123,7 +122,6 @@ def ingest(
         outcomes = service.ingest(items)
     except StorageUnavailable as exc:
         fail(f"{exc}; nessun messaggio registrato, riprovare", code=75)  # EX_TEMPFAIL, as for the MTA
-        raise
     rows: list[dict[str, Any]] = [
         {
             "file": str(f),
@@ -175,7 +173,6 @@ def explain(
         raw = file.read_bytes()
     except OSError as exc:
         fail(f"impossibile leggere {file}: {exc.strerror}")
-        raise
     from daemon.core.explain import render_explanation
 
     service = get_service(config)
@@ -239,7 +236,6 @@ def tickets_show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = Fa
         ticket = session.get(Ticket, ticket_id.upper())
         if ticket is None:
             fail(f"pratica non trovata: {ticket_id}", code=1)
-        assert ticket is not None
         data = ticket_detail(ticket)
     if as_json:
         print_json(data)
@@ -321,7 +317,6 @@ def outbox_show(
         row = session.get(Outbox, outbox_id)
         if row is None:
             fail(f"email non trovata: {outbox_id}", code=1)
-        assert row is not None
         if raw:
             sys.stdout.buffer.write(row.raw)
             sys.stdout.buffer.flush()

@@ -138,13 +138,11 @@ def verify(
         raw = file.read_bytes()
     except OSError as exc:
         fail(f"impossibile leggere {file}: {exc.strerror or exc}")
-        raise
     cfg = get_config(config)
     try:
         trust = load_pec_trust(cfg)
     except PecSettingsError as exc:
         fail(str(exc))
-        raise
     if trust is None:
         fail("verifica PEC non configurata: indicare pec.ca_bundle in config.yaml")
         raise typer.Exit(EXIT_ERROR)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from daemon.cli.common import ConfigOpt, JsonOpt, fail, get_config, get_service, out, print_json
 from daemon.clock import utcnow
-from daemon.service import Service
-from daemon.sla import SlaRuntime
 from daemon.yamlfiles.source import YamlProblem
+
+if TYPE_CHECKING:  # imported when needed: the CLI starts fast
+    from daemon.service import Service
+    from daemon.sla import SlaRuntime
 
 app = typer.Typer(
     help="Scadenze (SLA): rapporto, controllo delle politiche, passi di una pratica.", no_args_is_help=True
@@ -27,14 +29,12 @@ def _day(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option} non valido: {value!r} (atteso AAAA-MM-GG, es. 2026-11-30)")
-        raise
 
 
 def _runtime(service: Service) -> SlaRuntime:
     runtime = service.sla
     if runtime is None:
         fail("routing_rules/sla.yaml assente: le scadenze sono disattivate")
-    assert runtime is not None
     return runtime
 
 
@@ -158,7 +158,6 @@ def show(ticket_id: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
         ticket = session.get(Ticket, ticket_id.upper())
         if ticket is None:
             fail(f"pratica non trovata: {ticket_id}", code=1)
-        assert ticket is not None
         cal = runtime.calendar(ticket.office)
         clocks = session.execute(
             select(SlaClock).where(SlaClock.ticket_id == ticket.id).order_by(SlaClock.id)
