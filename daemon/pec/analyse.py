@@ -44,11 +44,15 @@ def analyse_pec(raw: bytes, trust: PecTrust, mailbox_address: str | None = None)
     list that address among its destinatari is reported as not addressed to us, and not verified."""
     try:
         # Headers only: most mail is not PEC, and deciding that must stay cheap.
-        claim = read_claim(parse_headers(header_block(raw)))
+        headers = parse_headers(header_block(raw))
+        claim = read_claim(headers)
+        # Only a multipart top (not the signed envelope itself) can hold a wrapped envelope.
+        ctype = headers.get_content_type()
+        may_wrap = ctype.startswith("multipart/") and ctype != "multipart/signed"
     except Exception:  # headers the parser cannot read: not PEC, whatever else it is
         return PecAnalysis(kind="none")
     try:
-        if claim.kind == "none" or not claim.signed:
+        if may_wrap and (claim.kind == "none" or not claim.signed):
             wrapped = find_wrapped_envelope(raw, claim)
             if wrapped is not None:
                 inner, inner_claim = wrapped

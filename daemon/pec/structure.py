@@ -172,11 +172,15 @@ def find_parts(raw: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
         if depth and daticert is None and is_daticert:
             daticert = decode_body(headers, body)
             continue
-        if ctype.startswith("multipart/") and depth < MAX_DEPTH:
-            boundary = headers.get_boundary()
-            if boundary:
-                queue.extend((part, depth + 1) for part in split_multipart(body, boundary))
+        if ctype.startswith("multipart/"):
+            queue.extend(_children(headers, body, depth))
     return daticert, postacert, attached
+
+
+def _children(headers: Message, body: bytes, depth: int) -> list[tuple[bytes, int]]:
+    """The parts of a multipart entity, one level deeper; none below MAX_DEPTH."""
+    boundary = headers.get_boundary() if depth < MAX_DEPTH else None
+    return [(part, depth + 1) for part in split_multipart(body, boundary)] if boundary else []
 
 
 _WRAP_HINT = re.compile(rb"multipart/signed|message/rfc822", re.IGNORECASE)
@@ -208,8 +212,6 @@ def find_wrapped_envelope(raw: bytes, outer: Claim) -> tuple[bytes, Claim] | Non
                 if claim.kind != "none":
                     return payload, claim
             continue
-        if ctype.startswith("multipart/") and ctype != "multipart/signed" and depth < MAX_DEPTH:
-            boundary = headers.get_boundary()
-            if boundary:
-                queue.extend((part, depth + 1) for part in split_multipart(body, boundary))
+        if ctype.startswith("multipart/") and ctype != "multipart/signed":
+            queue.extend(_children(headers, body, depth))
     return None
