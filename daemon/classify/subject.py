@@ -19,15 +19,10 @@ from functools import lru_cache
 
 from daemon.classify.codes import _CF_PATTERN, _CF_SHAPE
 
-__all__ = ["MISSING_LABELS", "SubjectCheck", "check_subject", "find_name", "name_code", "surname_code"]
+__all__ = ["MISSING_FIELDS", "SubjectCheck", "check_subject", "find_name", "name_code", "surname_code"]
 
-# What may be missing, in the order the reply lists it.
-MISSING_LABELS = {
-    "gestione": "la gestione previdenziale",
-    "codice_fiscale": "il codice fiscale del contribuente",
-    "nome": "il nome (cognome e nome) del contribuente",
-    "contenuto": "il contenuto sintetico della richiesta",
-}
+# What may be missing, in the order the reply lists it (the template words each one).
+MISSING_FIELDS = ("gestione", "codice_fiscale", "nome", "contenuto")
 _WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
 _NUMERIC_CODE = re.compile(r"(?<!\d)\d{11}(?!\d)")
 _TICKET = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6}(?![0-9])")
@@ -127,7 +122,7 @@ _FILLER = frozenset(
 
 @dataclass(frozen=True)
 class SubjectCheck:
-    missing: tuple[str, ...]  # ids of MISSING_LABELS, in order
+    missing: tuple[str, ...]  # of MISSING_FIELDS, in order
     proposal: str  # the subject to write; [placeholders] for what the message does not contain
 
 

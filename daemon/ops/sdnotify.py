@@ -34,10 +34,6 @@ class Notifier:
             return None
         return usec / 1_000_000 if usec > 0 else None
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address)
-
     def notify(self, *fields: str) -> bool:
         if not self.address:
             return False

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon.classify.subject import MISSING_FIELDS
 from daemon.classify.vocabulary import Vocabularies
 from daemon.config import Config
 from daemon.rules.facts import FACT_NAMES
@@ -73,7 +74,7 @@ _FIXED_VALUES: dict[str, frozenset[str]] = {
     "mailbox_level": frozenset({"provinciale", "regionale", "nazionale"}),
     "automatic": frozenset({"auto_reply", "bounce", "loop", "bulk"}),
     "pec_kind": frozenset({"none", "posta-certificata", "anomalia", "ricevuta", "non_verificata"}),
-    "oggetto_mancante": frozenset({"gestione", "codice_fiscale", "nome", "contenuto"}),
+    "oggetto_mancante": frozenset(MISSING_FIELDS),
 }
 _VALUE_OPS = frozenset({"uguale", "non", "tra", "non_tra"})
 # What `{...}` in motivo, coda and parametri may name, besides the facts.
