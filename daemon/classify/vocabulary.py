@@ -19,6 +19,18 @@ __all__ = ["Entry", "Grammar", "Vocabularies", "VocabularyError", "load_vocabula
 
 FILES = ("gestioni.yaml", "argomenti.yaml", "istanze.yaml")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def _scoped(pattern: str) -> str:
+    """Leading inline flags (`(?i)...`) made scoped (`(?i:...)`): the expressions of every entry are
+    searched as one pattern, inside which a global flag is an error."""
+    flags = ""
+    while m := _GLOBAL_FLAGS.match(pattern):
+        flags += m.group(1)
+        pattern = pattern[m.end() :]
+    return f"(?{flags}:{pattern})" if flags else pattern
+
 
 # Keys each kind of entry may have: anything else is a typo the admin should hear about.
 _COMMON_KEYS = {"etichetta", "parole", "errori", "abbreviazioni", "espressioni", "indizi", "eccezioni", "fonte"}
@@ -170,7 +182,7 @@ class _Reader:
         for i, rx in enumerate(regexes):
             try:
                 re.compile(rx)
-                patterns.append(re.compile(fold(rx), re.IGNORECASE))
+                patterns.append(re.compile(_scoped(fold(rx)), re.IGNORECASE))
             except re.error as exc:
                 self.problems.append(self.doc.problem([*path, "espressioni", i], f"espressione regolare errata: {exc}"))
         phrases = self._phrases(path, node, ("parole", "errori"), entry_id, seen)

@@ -231,3 +231,13 @@ def test_shipped_vocabularies_load() -> None:
     }
     assert all(e.online_service for e in vocab.telematizzate)
     assert all(a.unit in vocab.units for a in vocab.argomenti)
+
+
+def test_an_expression_with_a_leading_inline_flag_works_like_the_others(rules: Path) -> None:
+    # `(?i)` is legal on its own; the expressions are searched together, where a global flag is not.
+    subject = "Artigiani - agevolazioni legge 191/2009 richiesta"
+    assert run(rules, subject).argomento == "sgravi_agevolazioni"
+    edit(rules / "istanze.yaml", r"espressioni: ['\b191\s*/\s*2009\b']", r"espressioni: ['(?i)\b191\s*/\s*2009\b']")
+    cls = run(rules, subject)
+    assert cls.argomento == "sgravi_agevolazioni"
+    assert any(e.field == "argomento" and e.term == "191/2009" for e in cls.evidence)
