@@ -28,8 +28,8 @@ from daemon.core.analysis import Analysis, Lookups  # noqa: E402
 from daemon.core.pipeline import InboundItem  # noqa: E402
 from daemon.service import Service  # noqa: E402
 from storage.models import InboundMessage  # noqa: E402
-from tests.conftest import PEC_SAMPLES  # noqa: E402
 from tests.support.fuzzmail import MUTATIONS, mutate, seed_messages  # noqa: E402
+from tests.support.paths import PEC_SAMPLES  # noqa: E402
 
 MAILBOXES = ("fe-credito", "fe-anagrafica", "fe-pec", "er-lavoro-occasionale")
 

@@ -31,37 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from daemon.config import Config, load_config  # noqa: E402
+from daemon.config import load_config  # noqa: E402
 from tests.servers.dovecot import start_dovecot  # noqa: E402
-from tests.support.stack import citizen_mail, imap_env, stack_config, wait_until, write_config  # noqa: E402
+from tests.support.daemon_process import count_spooled, start_daemon, start_sink_process, stop_daemon  # noqa: E402
+from tests.support.instances import instance_config, lease_holders  # noqa: E402
+from tests.support.stack import citizen_mail, stack_config, wait_until, write_config  # noqa: E402
 
 BOXES = ("fe-credito", "fe-anagrafica", "fe-durc", "fe-direzione", "er-consulenza", "er-lavoro-occasionale")
-
-
-def _start_sink(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.demo.smtp_sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    return proc, int(proc.stdout.readline().decode().split()[-1])
-
-
-def _count(spool: Path) -> int:
-    with os.scandir(spool) as it:
-        return sum(1 for e in it if e.name.endswith(".eml"))
-
-
-def _instance(cfg: Config, name: str, url: str, lease: float) -> Config:
-    return cfg.model_copy(
-        update={
-            "instance": cfg.instance.model_copy(update={"name": name}),
-            "database": cfg.database.model_copy(update={"url": url}),
-            "intake": cfg.intake.model_copy(update={"lease_seconds": lease}),
-        }
-    )
 
 
 def main() -> int:
@@ -86,7 +62,7 @@ def main() -> int:
     dovecot = start_dovecot(work / "dovecot", [base.mailbox(b).imap.username for b in boxes])  # type: ignore[union-attr]
     spool = work / "spool"
     spool.mkdir()
-    sink, smtp_port = _start_sink(spool)
+    sink, smtp_port = start_sink_process(spool)
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def scalar(sql: str) -> object:
@@ -96,16 +72,11 @@ def main() -> int:
         except sa.exc.ProgrammingError:  # the schema is not migrated yet
             return None
 
-    def holders() -> dict[str, str]:
-        try:
-            with db.connect() as conn:
-                return dict(conn.exec_driver_sql("SELECT mailbox, holder FROM mailbox_leases").all())
-        except sa.exc.ProgrammingError:
-            return {}
-
     try:
         cfg = stack_config(base, work / "data", imap_port=dovecot.port, smtp_port=smtp_port, mailboxes=boxes)
-        paths = {n: write_config(_instance(cfg, f"sportello-{n}", url, args.lease), work / n) for n in ("uno", "due")}
+        paths = {
+            n: write_config(instance_config(cfg, f"sportello-{n}", url, args.lease), work / n) for n in ("uno", "due")
+        }
         started = time.monotonic()
         for i, box in enumerate(boxes):
             address = cfg.mailbox(box).address
@@ -114,38 +85,30 @@ def main() -> int:
         os.sync()
 
         for name, path in paths.items():
-            log = (work / f"{name}.log").open("wb")
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli.main", "run", "--config", str(path)],
-                cwd=ROOT,
-                env=imap_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+            procs[name] = start_daemon(path, work / f"{name}.log")
 
         def settled(messages: int) -> bool:
             """Every message recorded and every email it caused (acknowledgement, notices) at the sink."""
             recorded, emails = scalar("SELECT count(*) FROM inbound_messages"), scalar("SELECT count(*) FROM outbox")
             if not isinstance(recorded, int) or not isinstance(emails, int):
                 return False
-            return recorded >= messages and _count(spool) >= emails
+            return recorded >= messages and count_spooled(spool) >= emails
 
         if not wait_until(lambda: settled(args.n), 3600, interval=0.2):
-            print(f"TIMEOUT: {_count(spool)} emails at the sink; logs in {work}")
+            print(f"TIMEOUT: {count_spooled(spool)} emails at the sink; logs in {work}")
             return 1
         last_ack = max(p.stat().st_mtime for p in spool.glob("*.eml"))
         first = scalar("SELECT extract(epoch FROM min(processed_at)) FROM inbound_messages")
         span = last_ack - float(first)  # type: ignore[arg-type]
-        per_instance = Counter(h.split("@")[0] for h in holders().values())
+        per_instance = Counter(h.split("@")[0] for h in lease_holders(db).values())
         print(
-            f"throughput: {args.n} messages ({_count(spool)} emails), two instances, first recorded -> "
+            f"throughput: {args.n} messages ({count_spooled(spool)} emails), two instances, first recorded -> "
             f"last email accepted {span:.2f} s = "
             f"{args.n / span:.0f} msg/s (mailboxes held at the end: {dict(per_instance)})"
         )
 
         # Phase 2: SIGKILL the instance reading the first mailbox; the survivor takes its leases over.
-        held = holders()
+        held = lease_holders(db)
         victim = next(n for n, p in procs.items() if held[boxes[0]].endswith(f":{p.pid}"))
         survivor_pid = f":{procs[next(n for n in procs if n != victim)].pid}"
         orphaned = [b for b, h in held.items() if not h.endswith(survivor_pid)]
@@ -155,7 +118,9 @@ def main() -> int:
         for k, box in enumerate(orphaned):
             dovecot.append(box, citizen_mail(cfg.mailbox(box).address, args.n + k))
         total = args.n + len(orphaned)
-        wait_until(lambda: all(h.endswith(survivor_pid) for h in holders().values()), args.lease * 3, interval=0.05)
+        wait_until(
+            lambda: all(h.endswith(survivor_pid) for h in lease_holders(db).values()), args.lease * 3, interval=0.05
+        )
         taken = time.monotonic() - killed
         wait_until(lambda: scalar("SELECT count(*) FROM inbound_messages") == total, args.lease * 3, interval=0.05)
         served = time.monotonic() - killed
@@ -178,11 +143,7 @@ def main() -> int:
     finally:
         for proc in procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_daemon(proc)
         sink.terminate()
         sink.wait(timeout=10)
         dovecot.close()

@@ -21,7 +21,6 @@ import argparse
 import email
 import os
 import random
-import signal
 import smtplib
 import socket
 import sqlite3
@@ -42,7 +41,8 @@ import psutil  # noqa: E402
 
 from daemon.config import Config, LmtpConfig, load_config  # noqa: E402
 from tests.servers.dovecot import start_dovecot  # noqa: E402
-from tests.support.stack import citizen_mail, imap_env, stack_config, wait_until, write_config  # noqa: E402
+from tests.support.daemon_process import count_spooled, start_daemon, start_sink_process, stop_daemon  # noqa: E402
+from tests.support.stack import citizen_mail, stack_config, wait_until, write_config  # noqa: E402
 
 MAILBOX = "fe-credito"
 CONFIGURED_MAILBOXES = 20
@@ -105,18 +105,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start_sink(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.demo.smtp_sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
-    return proc, int(line.split()[-1])
-
-
 def _spooled(spool: Path) -> list[Path]:
     return list(spool.glob("*.eml"))
 
@@ -133,11 +121,6 @@ def _messages(address: str, n: int, offset: int, rng: random.Random) -> list[byt
     return out
 
 
-def _count(spool: Path) -> int:
-    with os.scandir(spool) as it:
-        return sum(1 for e in it if e.name.endswith(".eml"))
-
-
 def _settled(db: Path, spool: Path, messages: int) -> bool:
     """All `messages` recorded and every email they caused (acknowledgements, notices to referents)
     accepted by the sink: the outbox rows are written with the message, so their number is final."""
@@ -147,7 +130,7 @@ def _settled(db: Path, spool: Path, messages: int) -> bool:
             emails = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
     except sqlite3.Error:  # the daemon has not created its database yet
         return False
-    return recorded >= messages and _count(spool) >= emails
+    return recorded >= messages and count_spooled(spool) >= emails
 
 
 def _emails(db: Path) -> int:
@@ -241,7 +224,7 @@ def main() -> int:
     dovecot = start_dovecot(work / "dovecot", [m.imap.username for m in base.mailboxes if m.imap])
     spool = work / "spool"
     spool.mkdir()
-    sink, smtp_port = _start_sink(spool)
+    sink, smtp_port = start_sink_process(spool)
     daemon: subprocess.Popen[bytes] | None = None
     try:
         cfg = stack_config(
@@ -265,22 +248,14 @@ def main() -> int:
         os.sync()
 
         # The daemon exactly as deployed: `sportello run` in its own process.
-        log = (work / "daemon.log").open("wb")
         started = time.monotonic()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli.main", "run", "--config", str(config_path)],
-            cwd=ROOT,
-            env=imap_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        daemon = start_daemon(config_path, work / "daemon.log")
         rss = RssWatch(daemon.pid)
         ok = wait_until(lambda: _settled(db, spool, args.n), 1800, interval=0.2)
         end = time.monotonic()
         cpu = _cpu_seconds({"daemon (intake)": daemon.pid, "sink": sink.pid, "dovecot": dovecot.pid or 0})
         if not ok:
-            print(f"TIMEOUT: {_count(spool)} emails at the sink; log in {work / 'daemon.log'}")
+            print(f"TIMEOUT: {count_spooled(spool)} emails at the sink; log in {work / 'daemon.log'}")
             return 1
         # The sink stamps each accepted message by its file's mtime: wall-clock time on both sides.
         last_ack = max(p.stat().st_mtime for p in _spooled(spool))
@@ -326,7 +301,7 @@ def main() -> int:
         latencies.sort()
         if latencies:
             p50 = statistics.median(latencies)
-            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            p95 = _percentile(latencies, 0.95)
             print(
                 f"latency APPEND -> ack at sink ({len(latencies)} samples, IDLE): p50 {p50 * 1000:.0f} ms, "
                 f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
@@ -394,11 +369,7 @@ def main() -> int:
         return 0
     finally:
         if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop_daemon(daemon)
         sink.terminate()
         sink.wait(timeout=10)
         dovecot.stop()

@@ -4,7 +4,6 @@ then at most hourly), from the scenarios that raise them."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -12,18 +11,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from daemon.alerts.digest import DIGEST_TEMPLATE, AlertDigest, digest_due
-from daemon.cli.main import app
 from daemon.config import Config, load_config
 from daemon.core.pipeline import InboundItem
 from daemon.service import Service
 from storage.models import Alert, Outbox
-from tests.support.paths import ROOT
+from tests.support.cli import cli, project_copy
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -91,17 +87,7 @@ def test_digest_due(pending: set[str], recent: set[str], minutes_since_last: int
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in ("routing_rules", "templates", "certs"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "archive"))
-    return tmp_path
-
-
-def cli(workdir: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--config", str(workdir / "config.yaml")])
-    return result.exit_code, result.output
+    return project_copy(tmp_path, monkeypatch)
 
 
 def test_alerts_list_shows_every_kind_and_ack_takes_one_off_the_open_list(workdir: Path) -> None:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import string
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from codicefiscale import codicefiscale
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from daemon.classify import classify, find_codes, load_vocabularies, valid_codice_fiscale
 from daemon.classify.codes import check_character
-from daemon.mail.message import ParsedMessage
 from tests.classify.corpus import RULES
+from tests.support.messages import message
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -126,27 +126,6 @@ def vocab():  # type: ignore[no-untyped-def]
     return load_vocabularies(RULES)
 
 
-def _message(subject: str, body: str, references: tuple[str, ...] = ()) -> ParsedMessage:
-    return ParsedMessage(
-        message_id="x@example.org",
-        subject=subject,
-        sender="a@example.org",
-        sender_name="",
-        reply_to=None,
-        to=("b@example.org",),
-        cc=(),
-        date=datetime(2026, 3, 16),
-        in_reply_to=references[:1],
-        references=references,
-        text_body=body,
-        html_body=None,
-        attachments=(),
-        headers={},
-        raw_size=len(subject) + len(body),
-        content_type="text/plain",
-    )
-
-
 # Fragments that reach every path of the classifier (vocabulary words, codes, ticket ids, separators).
 FRAGMENTS = st.sampled_from(
     [
@@ -163,7 +142,7 @@ MIXED = st.lists(st.one_of(FRAGMENTS, st.text(max_size=12)), max_size=25).map(" 
 @SETTINGS
 @given(subject=st.one_of(st.text(max_size=300), MIXED), body=st.one_of(st.text(max_size=2000), MIXED))
 def test_classify_never_raises(vocab, subject: str, body: str) -> None:  # type: ignore[no-untyped-def]
-    cls = classify(_message(subject, body, ("a@b", "<c@d>")), vocab, resolve_message_id=lambda mid: None)
+    cls = classify(message(subject, body, ("a@b", "<c@d>")), vocab, resolve_message_id=lambda mid: None)
     assert cls.gestione is None or cls.gestione in {e.id for e in vocab.gestioni}
     assert not cls.telematizzata or cls.istanza
     assert isinstance(cls.to_dict()["evidence"], list)

@@ -9,15 +9,14 @@ as content, taking any two words beside a code for a name.
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
 from daemon.classify import Classification, classify, load_vocabularies
 from daemon.classify.subject import find_name, name_code, surname_code
 from daemon.mail.message import parse_message
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VOCAB = load_vocabularies(ROOT / "routing_rules")
 CARLA = "MNTCRL55A70D548C"  # Mantovani Carla
 GRAZIA = "DLCMGR51R50D548E"  # De Luca Maria Grazia

@@ -7,43 +7,29 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from daemon.cli.main import app
+from tests.support.cli import cli, project_copy
 from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail
-
-runner = CliRunner()
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("config.yaml",):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("routing_rules", "templates", "certs"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "archive"))
-    return tmp_path
-
-
-def _cli(workdir: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--config", str(workdir / "config.yaml")])
-    return result.exit_code, result.output
+    return project_copy(tmp_path, monkeypatch)
 
 
 def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
     eml = workdir / "m.eml"
     eml.write_bytes(citizen_mail("GestioneCredito.Ferrara@inps.example", 1))
-    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "2026-11-20T09:30")
+    code, output = cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "2026-11-20T09:30")
     assert code == 0, output
-    code, output = _cli(workdir, "tickets", "list", "--json")
+    code, output = cli(workdir, "tickets", "list", "--json")
     tickets = json.loads(output)
     assert len(tickets) == 1
     ticket = tickets[0]
     assert ticket["id"].startswith("FE-2026-")
     assert ticket["received_at"].startswith("2026-11-20T08:30")  # 09:30 in Rome is 08:30 UTC
-    code, output = _cli(workdir, "tickets", "show", ticket["id"], "--json")
+    code, output = cli(workdir, "tickets", "show", ticket["id"], "--json")
     detail = json.loads(output)
     for key in (
         "id",
@@ -63,7 +49,7 @@ def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
     ):
         assert key in detail
     assert detail["messages"][0]["direction"] == "in"
-    code, output = _cli(workdir, "outbox", "list", "--json")
+    code, output = cli(workdir, "outbox", "list", "--json")
     rows = json.loads(output)
     # The requester's acknowledgement and the notice to the person who works the ticket.
     assert sorted(r["template"] for r in rows) == ["conferma_ricezione", "notifica_referente"]
@@ -76,32 +62,32 @@ def test_ingest_then_list_and_show_tickets_as_json(workdir: Path) -> None:
 def test_malformed_eml_is_quarantined_with_exit_3_and_no_traceback(workdir: Path) -> None:
     bad = workdir / "bad.eml"
     bad.write_bytes(b"\x00\x01\x02 this is not an email at all\n\n\xff\xfe")
-    code, output = _cli(workdir, "ingest", str(bad), "--mailbox", "fe-credito")
+    code, output = cli(workdir, "ingest", str(bad), "--mailbox", "fe-credito")
     assert code == 3
     assert "in quarantena" in output
     assert "Traceback" not in output
 
 
 def test_missing_file_unknown_mailbox_and_bad_time_are_clear_errors(workdir: Path) -> None:
-    code, output = _cli(workdir, "ingest", str(workdir / "nope.eml"), "--mailbox", "fe-credito")
+    code, output = cli(workdir, "ingest", str(workdir / "nope.eml"), "--mailbox", "fe-credito")
     assert code == 2 and "impossibile leggere" in output and "Traceback" not in output
     eml = workdir / "m.eml"
     eml.write_bytes(citizen_mail("x@inps.example", 2))
-    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "nessuna")
+    code, output = cli(workdir, "ingest", str(eml), "--mailbox", "nessuna")
     assert code == 2 and "casella sconosciuta" in output
-    code, output = _cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "ieri")
+    code, output = cli(workdir, "ingest", str(eml), "--mailbox", "fe-credito", "--received-at", "ieri")
     assert code == 2 and "--received-at non valido" in output
 
 
 def test_explain_writes_nothing_and_says_why(workdir: Path) -> None:
     eml = workdir / "m.eml"
     eml.write_bytes(citizen_mail("GestioneCredito.Ferrara@inps.example", 3, subject="Richiesta rimborso contributi"))
-    code, output = _cli(workdir, "explain", str(eml), "--mailbox", "fe-credito", "--json")
+    code, output = cli(workdir, "explain", str(eml), "--mailbox", "fe-credito", "--json")
     assert code == 0, output
     data = json.loads(output)
     assert data["action"] == "reject" and data["reason"] == "istanza_non_pec"
     assert data["istanza"] is True
-    code, output = _cli(workdir, "tickets", "list", "--json")
+    code, output = cli(workdir, "tickets", "list", "--json")
     assert json.loads(output) == []
 
 
@@ -110,7 +96,7 @@ def test_a_bad_calendar_section_is_a_configuration_problem_with_file_line_and_re
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("timezone: Europe/Rome", "timezone: Europe/Roma"), encoding="utf-8")
     line = next(i for i, row in enumerate(config.read_text().splitlines(), 1) if "Europe/Roma" in row)
-    code, output = _cli(workdir, "tickets", "list")
+    code, output = cli(workdir, "tickets", "list")
     assert code == 2 and "Traceback" not in output
     assert "Configurazione non valida (1 problema):" in output
     assert f"{config}:{line}: calendar.timezone: fuso orario sconosciuto: Europe/Roma" in output
@@ -125,7 +111,7 @@ def test_invalid_rules_stop_the_start_with_file_line_and_reason(workdir: Path) -
         encoding="utf-8",
     )
     line = next(i for i, row in enumerate(rules.read_text().splitlines(), 1) if "fe-drc" in row)
-    code, output = _cli(workdir, "tickets", "list")
+    code, output = cli(workdir, "tickets", "list")
     assert code == 2 and "Traceback" not in output
     assert "Avvio non riuscito, correggere i file indicati:" in output
     assert f"{rules}:{line}: regole" in output and "valore sconosciuto per mailbox: fe-drc" in output

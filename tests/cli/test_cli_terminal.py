@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from daemon.cli.main import app
 from daemon.cli.tables import Column, fitted_table
-from tests.support.paths import ROOT
+from tests.support.cli import project_copy
 from tests.support.stack import citizen_mail
 
 runner = CliRunner()
@@ -22,11 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in ("routing_rules", "templates", "certs"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "archive"))
+    project_copy(tmp_path, monkeypatch)
     # Without the global option the commands would look here and fail: the test proves it is used.
     monkeypatch.setenv("SPORTELLO_CONFIG", str(tmp_path / "absent.yaml"))
     return tmp_path

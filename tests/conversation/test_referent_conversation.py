@@ -15,7 +15,7 @@ from daemon.core.pipeline import InboundItem
 from storage.models import Alert, InboundMessage
 from tests.support.bench import ANNA, CITIZEN, DR, SentMail, SlaBench, credito_ticket, mail, rome
 from tests.support.mail import authenticated
-from tests.support.replies import CLIENTS, reply
+from tests.support.replies import CLIENTS, reply, reply_to_notice
 
 MARCO = "marco.verdi@inps.example"
 CREDITO = "GestioneCredito.Ferrara@inps.example"
@@ -48,17 +48,7 @@ def answer(
     auth: bool = True,
     attachment: tuple[str, bytes] | None = None,
 ) -> str:
-    raw = reply(
-        client,
-        sender=sender,
-        name=name,
-        to=CREDITO,
-        subject=str(notice.headers["Subject"]),
-        in_reply_to=message_id(notice),
-        text=text,
-        quoted=notice.headers.get_body(preferencelist=("plain",)).get_content(),
-        attachment=attachment,
-    )
+    raw = reply_to_notice(client, notice.headers, text, to=CREDITO, sender=sender, name=name, attachment=attachment)
     if auth:
         raw = authenticated(raw, "inps.example")
     out = bench.ingest(raw, "fe-credito", when)

@@ -10,7 +10,7 @@ import pytest
 
 from storage.models import Ticket
 from tests.support.mail import authenticated
-from tests.support.replies import reply
+from tests.support.replies import reply_to_notice
 from tests.support.stack import citizen_mail, running_service, wait_until
 
 pytestmark = pytest.mark.imap
@@ -37,19 +37,11 @@ def test_referent_runs_a_ticket_from_her_mail_client_over_imap_and_smtp(conversa
         assert wait_until(lambda: len(_sunk(sink, lambda m, _x: ANNA in m.rcpt_tos)) == 1, 60), "nessuna notifica"
         [(_n, notice)] = _sunk(sink, lambda m, _x: ANNA in m.rcpt_tos)
         assert str(notice["Reply-To"]) == address
-        body = notice.get_body(preferencelist=("plain",)).get_content()
         imap.append(
             MAILBOX,
             authenticated(
-                reply(
-                    "outlook",
-                    sender=ANNA,
-                    name="Anna Bianchi",
-                    to=address,
-                    subject=str(notice["Subject"]),
-                    in_reply_to=str(notice["Message-ID"]).strip("<>"),
-                    text="Gentile cittadino,\nl'avviso risulta pagato.",
-                    quoted=body,
+                reply_to_notice(
+                    "outlook", notice, "Gentile cittadino,\nl'avviso risulta pagato.", to=address, sender=ANNA
                 ),
                 "inps.example",
             ),
@@ -77,17 +69,7 @@ def test_referent_runs_a_ticket_from_her_mail_client_over_imap_and_smtp(conversa
         imap.append(
             MAILBOX,
             authenticated(
-                reply(
-                    "thunderbird",
-                    sender=ANNA,
-                    name="Anna Bianchi",
-                    to=address,
-                    subject=str(second["Subject"]),
-                    in_reply_to=str(second["Message-ID"]).strip("<>"),
-                    text="#chiudi risolta",
-                    quoted=second.get_body(preferencelist=("plain",)).get_content(),
-                ),
-                "inps.example",
+                reply_to_notice("thunderbird", second, "#chiudi risolta", to=address, sender=ANNA), "inps.example"
             ),
         )
         assert wait_until(lambda: len(to_citizen("è chiusa")) == 1, 60), "avviso di chiusura non arrivato"

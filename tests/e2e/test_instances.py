@@ -21,22 +21,13 @@ from daemon.config import Config
 from daemon.demo.smtp_sink import SmtpSink
 from tests.servers.dovecot import DovecotServer
 from tests.support.daemon_process import kill_daemon, start_daemon, stop_daemon
+from tests.support.instances import instance_config, lease_holders
 from tests.support.stack import citizen_mail, stack_config, wait_until, write_config
 
 MAILBOXES = ("fe-credito", "fe-anagrafica", "fe-durc", "fe-direzione")
 TOTAL = 500
 LATE = 40  # appended after the kill: read only once the survivor has taken the mailboxes over
 LEASE_SECONDS = 3.0
-
-
-def _instance_config(cfg: Config, name: str, url: str) -> Config:
-    return cfg.model_copy(
-        update={
-            "instance": cfg.instance.model_copy(update={"name": name}),
-            "database": cfg.database.model_copy(update={"url": url}),
-            "intake": cfg.intake.model_copy(update={"lease_seconds": LEASE_SECONDS}),
-        }
-    )
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def test_two_instances_share_the_mailboxes_and_survive_a_sigkill(
         shipped_config, tmp_path / "data", imap_port=imap.port, smtp_port=sink.port, mailboxes=MAILBOXES
     )
     paths = {
-        name: write_config(_instance_config(base, f"sportello-{name}", pg_schema_url), tmp_path / name)
+        name: write_config(instance_config(base, f"sportello-{name}", pg_schema_url, LEASE_SECONDS), tmp_path / name)
         for name in ("uno", "due")
     }
     early = TOTAL - LATE
@@ -71,13 +62,6 @@ def test_two_instances_share_the_mailboxes_and_survive_a_sigkill(
         except sa.exc.ProgrammingError:  # the schema is not there yet
             return 0
 
-    def holders() -> dict[str, str]:
-        try:
-            with db.connect() as conn:
-                return dict(conn.exec_driver_sql("SELECT mailbox, holder FROM mailbox_leases").all())
-        except sa.exc.ProgrammingError:
-            return {}
-
     logs = {name: tmp_path / f"{name}.log" for name in paths}
     procs = {name: start_daemon(path, logs[name]) for name, path in paths.items()}
     survivor = None
@@ -86,8 +70,10 @@ def test_two_instances_share_the_mailboxes_and_survive_a_sigkill(
             "uno"
         ].read_text()[-3000:]
         # The instances share the mailboxes out as they start: wait until every mailbox has its holder.
-        assert wait_until(lambda: set(holders()) == set(MAILBOXES), LEASE_SECONDS, interval=0.05), holders()
-        held = holders()
+        assert wait_until(lambda: set(lease_holders(db)) == set(MAILBOXES), LEASE_SECONDS, interval=0.05), (
+            lease_holders(db)
+        )
+        held = lease_holders(db)
         # Kill the instance reading the first mailbox (possibly all of them), in the middle of its work.
         victim = next(n for n, p in procs.items() if held[MAILBOXES[0]].endswith(f":{p.pid}"))
         survivor = next(n for n in procs if n != victim)
@@ -95,8 +81,8 @@ def test_two_instances_share_the_mailboxes_and_survive_a_sigkill(
         killed_at = time.monotonic()
         survivor_pid = f":{procs[survivor].pid}"
         assert wait_until(
-            lambda: all(h.endswith(survivor_pid) for h in holders().values()), LEASE_SECONDS + 10, interval=0.05
-        ), f"caselle non riprese: {holders()}"
+            lambda: all(h.endswith(survivor_pid) for h in lease_holders(db).values()), LEASE_SECONDS + 10, interval=0.05
+        ), f"caselle non riprese: {lease_holders(db)}"
         takeover = time.monotonic() - killed_at
         # Within the lease time, plus the survivor's polling and a scheduling margin on a busy machine.
         assert takeover <= LEASE_SECONDS + 2.0, f"caselle riprese dopo {takeover:.1f} s"

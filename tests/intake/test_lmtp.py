@@ -19,6 +19,7 @@ from daemon.cli.main import app
 from daemon.config import Config, LmtpConfig
 from daemon.demo.smtp_sink import SmtpSink
 from storage.models import InboundMessage
+from tests.support.cli import project_copy
 from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail, running_service, stack_config, wait_until
 from tests.support.tcp_proxy import TcpProxy
@@ -183,11 +184,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    for name in ("routing_rules", "templates", "certs"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "archive"))
-    return tmp_path
+    return project_copy(tmp_path, monkeypatch, database=False)
 
 
 def _ingest_stdin(workdir: Path, database_url: str, mailbox: str, raw: bytes) -> tuple[int, str]:

@@ -16,9 +16,9 @@ from daemon.ops.reloader import ALERT_KIND
 from daemon.service import Service
 from storage.models import Alert, InboundMessage, Outbox
 from tests.support.files import rewrite
+from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail
 
-ROOT = Path(__file__).resolve().parents[2]
 MAILBOX = "fe-credito"
 ADDRESS = "GestioneCredito.Ferrara@inps.example"
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from daemon.classify import load_vocabularies
 from daemon.rules import load_ruleset
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FONTI = (ROOT / "routing_rules" / "FONTI.md").read_text(encoding="utf-8")
 # The table rows: `id` in the first column, the source document (000-004 or the project) in a later one.
 ROWS = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9_.]+)`[^|]*\|(.*)$", FONTI, flags=re.MULTILINE)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,8 @@ import pytest
 from daemon.classify import classify, load_vocabularies
 from daemon.mail.message import parse_message
 from daemon.outbound.templates import TemplateRenderer
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 RENDERER = TemplateRenderer(ROOT / "templates")
 VOCAB = load_vocabularies(ROOT / "routing_rules")
 MONDAY = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)

@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Config
-from tests.support.bench import SlaBench, sla_bench
+from tests.support.bench import SlaBench, sla_bench, sqlite_bench
 from tests.support.stack import stack_config
 
 
 @pytest.fixture
 def sla(shipped_config: Config, tmp_path: Path) -> Iterator[SlaBench]:
-    cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=1, mailboxes=[])
-    with sla_bench(cfg) as bench:
-        yield bench
+    yield from sqlite_bench(shipped_config, tmp_path)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from daemon.service import Service
 from storage.errors import StorageUnavailable
 from storage.models import Alert, InboundMessage
 from tests.support.imap_worker import USER, _run, _worker
+from tests.support.paths import ROOT
 from tests.support.stack import citizen_mail, wait_until
 
 TO = "GestioneCredito.Ferrara@inps.example"
@@ -126,10 +127,9 @@ def test_read_only_database_is_a_clear_error(shipped_config: Config, tmp_path: P
 def test_cli_ingest_on_a_read_only_archive_says_so_in_one_line(
     shipped_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = Path(__file__).resolve().parents[2]
-    (tmp_path / "config.yaml").write_bytes((root / "config.yaml").read_bytes())
+    (tmp_path / "config.yaml").write_bytes((ROOT / "config.yaml").read_bytes())
     for name in ("routing_rules", "templates", "certs"):
-        (tmp_path / name).symlink_to(root / name)
+        (tmp_path / name).symlink_to(ROOT / name)
     monkeypatch.setenv("SPORTELLO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("SPORTELLO_ARCHIVE_DIR", str(tmp_path / "ro-archive"))
     (tmp_path / "ro-archive").mkdir()

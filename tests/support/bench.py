@@ -11,6 +11,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime, getaddresses
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from daemon.sla import SlaRuntime
 from daemon.sla.sweep import SlaSweeper, SweepStats
 from storage.models import Outbox, Ticket, TicketEvent
 from tests.support.mail import authenticated
+from tests.support.stack import stack_config
 
 ROME = ZoneInfo("Europe/Rome")
 
@@ -174,6 +176,14 @@ def sla_bench(cfg: Config) -> Iterator[SlaBench]:
     finally:
         service.close()
         sink.stop()
+
+
+def sqlite_bench(shipped_config: Config, tmp_path: Path) -> Iterator[SlaBench]:
+    """The generator of the `bench`/`sla` fixtures: the shipped configuration on a SQLite database in
+    `tmp_path`, with no mailbox read over IMAP."""
+    cfg = stack_config(shipped_config, tmp_path / "data", imap_port=1, smtp_port=1, mailboxes=[])
+    with sla_bench(cfg) as bench:
+        yield bench
 
 
 CITIZEN = "mario.rossi@posta.example"

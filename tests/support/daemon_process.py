@@ -26,6 +26,25 @@ def start_daemon(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def start_sink_process(spool: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The demo SMTP sink (`daemon.demo.smtp_sink`) in its own process, spooling into `spool`: the
+    process and the port it listens on (the last word of the line it prints when ready)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.demo.smtp_sink", "--host", "127.0.0.1", "--port", "0", "--spool", str(spool)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline().decode().split()[-1])
+
+
+def count_spooled(spool: Path) -> int:
+    """How many emails (`*.eml` files) the sink has spooled."""
+    with os.scandir(spool) as it:
+        return sum(1 for e in it if e.name.endswith(".eml"))
+
+
 def kill_daemon(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)

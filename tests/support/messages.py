@@ -7,7 +7,8 @@ from datetime import datetime
 from daemon.mail.message import ParsedMessage
 
 
-def message(subject: str, body: str = "") -> ParsedMessage:
+def message(subject: str, body: str = "", references: tuple[str, ...] = ()) -> ParsedMessage:
+    """A plain-text message; with `references`, a reply (In-Reply-To the first of them)."""
     return ParsedMessage(
         message_id="m@example.org",
         subject=subject,
@@ -17,8 +18,8 @@ def message(subject: str, body: str = "") -> ParsedMessage:
         to=("sede@example.org",),
         cc=(),
         date=datetime(2026, 3, 16),
-        in_reply_to=(),
-        references=(),
+        in_reply_to=references[:1],
+        references=references,
         text_body=body,
         html_body=None,
         attachments=(),

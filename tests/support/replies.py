@@ -4,7 +4,7 @@ quoted history below the new text, Outlook's separator, an HTML-only body."""
 from __future__ import annotations
 
 import datetime as dt
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 
 CLIENTS = ("thunderbird", "outlook", "gmail", "apple", "outlook_html")
@@ -76,3 +76,28 @@ def reply(
     if attachment is not None:
         msg.add_attachment(attachment[1], maintype="application", subtype="pdf", filename=attachment[0])
     return msg.as_bytes()
+
+
+def reply_to_notice(
+    client: str,
+    notice: Message,
+    text: str,
+    *,
+    to: str,
+    sender: str = "anna.bianchi@inps.example",
+    name: str = "Anna Bianchi",
+    attachment: tuple[str, bytes] | None = None,
+) -> bytes:
+    """The referent's reply by `client` to `notice` (parsed with the default policy), sent to the
+    mailbox `to`: the notice's subject and Message-ID, its plain-text body quoted below `text`."""
+    return reply(
+        client,
+        sender=sender,
+        name=name,
+        to=to,
+        subject=str(notice["Subject"]),
+        in_reply_to=str(notice["Message-ID"]).strip("<>"),
+        text=text,
+        quoted=notice.get_body(preferencelist=("plain",)).get_content(),  # type: ignore[attr-defined]
+        attachment=attachment,
+    )
