@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from daemon.classify.codes import find_codes, find_matricola
-from daemon.classify.subject import check_subject
+from daemon.classify.subject import TICKET_ID_PATTERN, check_subject
 from daemon.classify.text import Found, Phrase, Tokens, tokens
 from daemon.classify.vocabulary import Entry, Grammar, Vocabularies
 from daemon.mail.message import ParsedMessage
 
 __all__ = ["Classification", "Evidence", "classify", "find_ticket_ids"]
 
-_TICKET_ID = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6})(?![0-9])")
 _BODY_CHARS = 6_000  # what we read of the body: the request is at the top, quotes and signatures below
 _SOLLECITO_BODY_CHARS = 2_000
 _CONJUNCTIONS = frozenset({"e", "ed", "o", "od", "oppure", "sia", "and", "or"})
@@ -56,8 +55,8 @@ def find_ticket_ids(text: str) -> list[str]:
     out: list[str] = []
     if "-20" not in (text or ""):  # much cheaper than the pattern, which needs it in any case
         return out
-    for m in _TICKET_ID.finditer(text or ""):
-        tid = m.group(1).upper()
+    for m in TICKET_ID_PATTERN.finditer(text or ""):
+        tid = m.group(0).upper()
         if tid not in out:
             out.append(tid)
     return out

@@ -19,13 +19,22 @@ from functools import lru_cache
 
 from daemon.classify.codes import _CF_PATTERN, _CF_SHAPE
 
-__all__ = ["MISSING_FIELDS", "SubjectCheck", "check_subject", "find_name", "name_code", "surname_code"]
+__all__ = [
+    "MISSING_FIELDS",
+    "TICKET_ID_PATTERN",
+    "SubjectCheck",
+    "check_subject",
+    "find_name",
+    "name_code",
+    "surname_code",
+]
 
 # What may be missing, in the order the reply lists it (the template words each one).
 MISSING_FIELDS = ("gestione", "codice_fiscale", "nome", "contenuto")
 _WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
 _NUMERIC_CODE = re.compile(r"(?<!\d)\d{11}(?!\d)")
-_TICKET = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6}(?![0-9])")
+# A ticket id as mail cites it (FE-2026-000123, any case): the classifier finds them with it too.
+TICKET_ID_PATTERN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2,4}-20[0-9]{2}-[0-9]{6}(?![0-9])")
 _VOWELS = frozenset("AEIOU")
 _NAME_WINDOW = 160  # characters around a code where its name is looked for
 # Words that say nothing about the content: forwarding and reply prefixes, courtesy, the office, and
@@ -189,7 +198,7 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
     spans = [m.span() for m in _CF_PATTERN.finditer(text)]
     spans += [m.span() for m in _CF_SHAPE.finditer(text)]
     spans += [m.span() for m in _NUMERIC_CODE.finditer(text)]
-    spans += [m.span() for m in _TICKET.finditer(text)]
+    spans += [m.span() for m in TICKET_ID_PATTERN.finditer(text)]
     return spans
 
 
