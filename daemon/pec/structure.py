@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from daemon.mail.message import decode_header_value
 from daemon.pec.model import RECEIPT_TYPES
 
 __all__ = ["Claim", "find_parts", "find_wrapped_envelope", "header_block", "parse_headers", "read_claim"]
@@ -39,17 +40,6 @@ class Claim:
     riferimento: str | None
 
 
-def _decoded(value: str) -> str:
-    """An RFC 2047 header value as text; the raw value when it cannot be decoded."""
-    if "=?" not in value:
-        return value
-    value = value[:16_384]  # the stdlib decodes byte by byte in Python; a real subject is far shorter
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        return value
-
-
 def read_claim(msg: Message) -> Claim:
     # One pass over the headers: a hostile message may carry hundreds of thousands of them.
     wanted = {"x-trasporto": "", "x-ricevuta": "", "subject": "", "x-riferimento-message-id": ""}
@@ -59,7 +49,7 @@ def read_claim(msg: Message) -> Claim:
             wanted[name] = " ".join(str(value).split())
     trasporto = wanted["x-trasporto"].lower()
     ricevuta = wanted["x-ricevuta"].lower()
-    subject = _decoded(wanted["subject"]).upper().lstrip()
+    subject = decode_header_value(wanted["subject"]).upper().lstrip()
     signed = msg.get_content_type() == "multipart/signed"
     riferimento = wanted["x-riferimento-message-id"].strip("<>") or None
     if ricevuta in RECEIPT_TYPES:
@@ -141,7 +131,7 @@ def decode_body(headers: Message, body: bytes) -> bytes | None:
 
 def _filename(headers: Message) -> str:
     try:
-        return _decoded(headers.get_filename() or "").strip().lower()
+        return decode_header_value(headers.get_filename() or "").strip().lower()
     except (ValueError, LookupError, UnicodeError):  # broken RFC 2231 parameters
         return ""
 
